@@ -1,0 +1,34 @@
+"""Packaging for sigla. Extras: llm (the model client), server, dev (tests and lint)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+LLM = ["mistralai>=1.12,<4", "httpx>=0.27,<1", "httpx-sse>=0.4,<1"]
+SERVER = ["fastapi>=0.110", "uvicorn>=0.29"]
+DEV = [*LLM, "pytest>=8", "pytest-asyncio>=0.23", "pytest-timeout>=2.3", "ruff>=0.6"]
+
+setup(
+    name="sigla",
+    version="0.1.0",
+    description="The SIGLA client for large language models: GitHub Models and its successors.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["sigla", "sigla.*"]),
+    package_data={"sigla": ["py.typed"]},
+    install_requires=["click>=8.1"],
+    extras_require={"llm": LLM, "server": LLM + SERVER, "dev": DEV},
+    entry_points={"console_scripts": ["sigla=sigla.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Typing :: Typed",
+    ],
+)

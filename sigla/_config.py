@@ -1,0 +1,226 @@
+"""Settings resolved once, in ``GitHubLLM.__init__``: argument, then environment, then default.
+
+Each provider is one row of a small table (:data:`PROVIDERS`); resolution is the same for
+all of them, and it records where every value came from so ``sigla doctor`` can say so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from . import _constants as C
+from .errors import ConfigurationError, InvalidRequestError, MissingTokenError
+
+__all__ = ["PROVIDERS", "ProviderSpec", "Settings", "resolve_settings"]
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """How one provider is reached: its defaults and the variables that configure it."""
+
+    name: str
+    title: str
+    default_endpoint: str | None
+    endpoint_envs: tuple[str, ...]
+    credential_envs: tuple[str, ...]
+    credential_required: bool
+    default_model: str | None
+    seed_field: str  # the wire name of the seed: OpenAI-style "seed", Mistral "random_seed"
+    use_gh_cli: bool = False
+    credential_hint: str = ""
+
+
+PROVIDERS: dict[str, ProviderSpec] = {
+    "github": ProviderSpec(
+        name="github",
+        title="GitHub Models",
+        default_endpoint=C.GITHUB_MODELS_ENDPOINT,
+        endpoint_envs=(),
+        credential_envs=("GITHUB_TOKEN",),
+        credential_required=True,
+        default_model=C.DEFAULT_MODEL,
+        seed_field="seed",
+        use_gh_cli=True,
+        credential_hint=(
+            "No GitHub token: set GITHUB_TOKEN, pass token=, or run `gh auth login` "
+            "(a fine-grained PAT with the models:read permission)."
+        ),
+    ),
+    "mistral": ProviderSpec(
+        name="mistral",
+        title="Mistral API (La Plateforme)",
+        default_endpoint=C.MISTRAL_ENDPOINT,
+        endpoint_envs=(),
+        credential_envs=("MISTRAL_API_KEY",),
+        credential_required=True,
+        default_model=C.MISTRAL_DEFAULT_MODEL,
+        seed_field="random_seed",
+        credential_hint="No Mistral API key: set MISTRAL_API_KEY or pass token=.",
+    ),
+    "openai": ProviderSpec(
+        name="openai",
+        title="OpenAI-compatible server",
+        default_endpoint=None,
+        endpoint_envs=(),
+        credential_envs=("SIGLA_LLM_API_KEY",),
+        credential_required=False,
+        default_model=None,
+        seed_field="seed",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a client needs, resolved once. ``token`` is never shown in ``repr``."""
+
+    provider: str
+    endpoint: str
+    model: str
+    token: str | None = field(repr=False)
+    org: str | None
+    timeout: float
+    max_retries: int
+    max_retry_wait: float
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def spec(self) -> ProviderSpec:
+        return PROVIDERS[self.provider]
+
+
+def gh_cli_token(timeout: float = C.GH_CLI_TIMEOUT) -> str | None:
+    """The GitHub CLI's token (`gh auth token`) when gh is installed and logged in."""
+    gh = shutil.which("gh")
+    if gh is None:
+        return None
+    try:
+        done = subprocess.run(
+            [gh, "auth", "token"], capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    token = done.stdout.strip()
+    return token if done.returncode == 0 and token else None
+
+
+def _first_env(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str | None, str | None]:
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            return value, name
+    return None, None
+
+
+def _with_org(endpoint: str, org: str) -> str:
+    """``…/inference`` → ``…/orgs/{org}/inference`` (GitHub's per-organization attribution)."""
+    parts = urlsplit(endpoint)
+    path = parts.path.rstrip("/")
+    if "/orgs/" in path:
+        return endpoint
+    if path.endswith("/inference"):
+        path = path[: -len("/inference")]
+    return urlunsplit(parts._replace(path=f"{path}/orgs/{org}/inference"))
+
+
+def _strip_v1(endpoint: str) -> str:
+    """Accept the OpenAI convention ``http://host/v1``: the SDK appends ``/v1`` itself."""
+    trimmed = endpoint.rstrip("/")
+    return trimmed[: -len("/v1")] if trimmed.endswith("/v1") else trimmed
+
+
+def resolve_settings(
+    *,
+    provider: str | None = None,
+    model: str | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    org: str | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    max_retry_wait: float | None = None,
+    env: Mapping[str, str] | None = None,
+    gh_token: Callable[[], str | None] = gh_cli_token,
+    require_token: bool = True,
+) -> Settings:
+    """Resolve every setting: argument > environment variable > default, and say from where."""
+    env = os.environ if env is None else env
+    sources: dict[str, str] = {}
+
+    def pick(name: str, arg: str | None, env_names: tuple[str, ...], default: str | None):
+        if arg is not None and str(arg).strip():
+            sources[name] = "argument"
+            return str(arg).strip()
+        value, var = _first_env(env, env_names)
+        if value is not None:
+            sources[name] = f"environment variable {var}"
+            return value
+        if default is not None:
+            sources[name] = "default"
+        return default
+
+    name = (pick("provider", provider, ("SIGLA_LLM_PROVIDER",), "github") or "github").lower()
+    spec = PROVIDERS.get(name)
+    if spec is None:
+        raise ConfigurationError(
+            f"Unknown provider {name!r}: choose one of {', '.join(sorted(PROVIDERS))} "
+            "(argument provider= or SIGLA_LLM_PROVIDER)."
+        )
+
+    url = pick(
+        "endpoint", endpoint, ("SIGLA_LLM_ENDPOINT", *spec.endpoint_envs), spec.default_endpoint
+    )
+    if not url:
+        variables = " or ".join(("SIGLA_LLM_ENDPOINT", *spec.endpoint_envs))
+        raise ConfigurationError(
+            f"Provider {spec.name!r} ({spec.title}) needs an endpoint: set {variables} "
+            "or pass endpoint= (e.g. http://localhost:11434/v1 for Ollama)."
+        )
+    if not url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"Endpoint {url!r} is not an http(s) URL.")
+    url = url.rstrip("/")
+    if spec.name == "openai":
+        url = _strip_v1(url)
+
+    org_name = pick("org", org, ("GITHUB_MODELS_ORG",), None) if spec.name == "github" else None
+    if org_name:
+        url = _with_org(url, org_name)
+
+    model_name = pick("model", model, ("SIGLA_LLM_MODEL",), spec.default_model)
+    if not model_name:
+        raise ConfigurationError(
+            f"Provider {spec.name!r} ({spec.title}) has no default model: pass model= "
+            "or set SIGLA_LLM_MODEL."
+        )
+
+    secret = pick("token", token, spec.credential_envs, None)
+    if secret is None and spec.use_gh_cli:
+        secret = gh_token()
+        if secret:
+            sources["token"] = "gh auth token"
+    if secret is None and spec.credential_required and require_token:
+        raise MissingTokenError(spec.credential_hint)
+
+    def number(name: str, arg: float | None, default: float) -> float:
+        sources[name] = "argument" if arg is not None else "default"
+        value = default if arg is None else arg
+        if value < 0:
+            raise InvalidRequestError(f"{name} must be >= 0, got {value!r}.")
+        return value
+
+    return Settings(
+        provider=spec.name,
+        endpoint=url,
+        model=model_name,
+        token=secret,
+        org=org_name,
+        timeout=number("timeout", timeout, C.DEFAULT_TIMEOUT),
+        max_retries=int(number("max_retries", max_retries, C.DEFAULT_MAX_RETRIES)),
+        max_retry_wait=number("max_retry_wait", max_retry_wait, C.DEFAULT_MAX_RETRY_WAIT),
+        sources=sources,
+    )

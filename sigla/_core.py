@@ -1,0 +1,475 @@
+"""The I/O-free core shared by the sync and async paths.
+
+It builds the SDK's keyword arguments (never a ``None``: the SDK would send ``null``),
+turns responses and stream chunks into :class:`Completion`, and holds the one boundary
+where foreign exceptions become :mod:`sigla.errors` (:func:`translate`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _constants as C
+from ._config import Settings
+from ._retry import retry_after_from_headers
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    ContentFilteredError,
+    GitHubModelsRetiredError,
+    InputTooLargeError,
+    InvalidRequestError,
+    LLMError,
+    ModelNotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    StreamError,
+)
+
+__all__ = ["Completion", "Usage", "StreamAssembler", "build_messages", "build_call", "translate"]
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts the service reported for one call."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The result of :meth:`GitHubLLM.complete`: the text and what the service said about it."""
+
+    text: str
+    finish_reason: str | None
+    usage: Usage | None
+    model: str | None
+    id: str | None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# ---------------------------------------------------------------- requests
+
+
+def build_messages(
+    prompt: str | None, system: str | None, messages: Sequence[Mapping[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """The message list of one call, validated so a bad one fails here, with a clear message."""
+    if messages is not None:
+        if prompt is not None:
+            raise InvalidRequestError("Pass either a prompt or messages=, not both.")
+        if isinstance(messages, (str, bytes)) or not messages:
+            raise InvalidRequestError(
+                "messages= must be a non-empty list of {'role': ..., 'content': ...} dicts."
+            )
+        out = []
+        for i, message in enumerate(messages):
+            if not isinstance(message, Mapping) or "role" not in message:
+                raise InvalidRequestError(
+                    f"messages[{i}] must be a dict with 'role' and 'content'."
+                )
+            role = str(message["role"]).lower()
+            if role == "developer":
+                raise InvalidRequestError(
+                    f"messages[{i}]: role 'developer' cannot be sent through the mistralai SDK; "
+                    "use 'system' instead."
+                )
+            if role not in ROLES:
+                raise InvalidRequestError(
+                    f"messages[{i}]: unknown role {message['role']!r} "
+                    f"(use one of {', '.join(ROLES)})."
+                )
+            out.append({**message, "role": role})
+        if system is not None:
+            out = [{"role": "system", "content": system}, *out]
+        return out
+    if prompt is None:
+        raise InvalidRequestError("Nothing to send: pass a prompt or messages=.")
+    if not isinstance(prompt, str):
+        raise InvalidRequestError(f"The prompt must be a str, not {type(prompt).__name__}.")
+    return [
+        {"role": "system", "content": C.DEFAULT_SYSTEM_PROMPT if system is None else system},
+        {"role": "user", "content": prompt},
+    ]
+
+
+def build_call(
+    settings: Settings,
+    messages: list[dict[str, Any]],
+    *,
+    temperature: float | None,
+    max_tokens: int | None,
+    top_p: float | None,
+    stop: str | Sequence[str] | None,
+    seed: int | None,
+) -> dict[str, Any]:
+    """Keyword arguments for ``chat.complete``/``chat.stream``, with every ``None`` dropped."""
+    if temperature is not None and not 0 <= temperature <= 2:
+        raise InvalidRequestError(f"temperature must be between 0 and 2, got {temperature!r}.")
+    if top_p is not None and not 0 <= top_p <= 1:
+        raise InvalidRequestError(f"top_p must be between 0 and 1, got {top_p!r}.")
+    if max_tokens is not None and max_tokens < 1:
+        raise InvalidRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}.")
+    call: dict[str, Any] = {"model": settings.model, "messages": messages}
+    optional = {
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "top_p": top_p,
+        "stop": [stop] if isinstance(stop, str) else (list(stop) if stop is not None else None),
+        "random_seed": seed,  # renamed to "seed" on the wire for OpenAI-style services
+    }
+    call.update({k: v for k, v in optional.items() if v is not None})
+    call["timeout_ms"] = int(settings.timeout * 1000)
+    return call
+
+
+# ---------------------------------------------------------------- responses
+
+
+def _text_of(content: Any) -> str:
+    """Message content as text: it may be None, UNSET, a str, or a list of chunks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for chunk in content:
+            text = chunk.get("text") if isinstance(chunk, Mapping) else getattr(chunk, "text", None)
+            if isinstance(text, str):
+                parts.append(text)
+        return "".join(parts)
+    return ""
+
+
+def _as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def completion_from_sdk(response: Any) -> Completion:
+    """A :class:`Completion` from the SDK's parsed ``ChatCompletionResponse``."""
+    choices = getattr(response, "choices", None) or []
+    text, finish = "", None
+    if choices:
+        choice = choices[0]
+        text = _text_of(getattr(getattr(choice, "message", None), "content", None))
+        finish = _as_str(str(choice.finish_reason) if choice.finish_reason is not None else None)
+    usage = getattr(response, "usage", None)
+    return Completion(
+        text=text,
+        finish_reason=finish,
+        usage=_usage(usage),
+        model=_as_str(getattr(response, "model", None)),
+        id=_as_str(getattr(response, "id", None)),
+    )
+
+
+def _usage(raw: Any) -> Usage | None:
+    if raw is None:
+        return None
+    get = raw.get if isinstance(raw, Mapping) else lambda k: getattr(raw, k, None)
+    numbers = [get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")]
+    if not any(isinstance(n, int) for n in numbers):
+        return None
+    p, c, t = (n if isinstance(n, int) else 0 for n in numbers)
+    return Usage(prompt_tokens=p, completion_tokens=c, total_tokens=t or p + c)
+
+
+@dataclass
+class StreamAssembler:
+    """Folds SSE chunks (parsed JSON dicts) into text pieces and a final :class:`Completion`.
+
+    It accepts what GitHub Models really sends (a first chunk with no ``model``, usage on
+    the ``finish_reason`` chunk, ``delta.content: null``) and what OpenAI-style servers send
+    (a trailing ``choices: []`` chunk with usage), and refuses a stream that ends without a
+    ``finish_reason`` or carries an error event.
+    """
+
+    parts: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    id: str | None = None
+
+    def feed(self, chunk: Any) -> str | None:
+        """Take one event; return its text, if it carries any."""
+        if not isinstance(chunk, Mapping):
+            raise StreamError("The stream sent an event that is not a JSON object.", text=self.text)
+        if "error" in chunk:
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, Mapping) else str(error)
+            raise StreamError(
+                f"The service reported an error mid-stream: {message}", text=self.text
+            )
+        self.model = _as_str(chunk.get("model")) or self.model
+        self.id = _as_str(chunk.get("id")) or self.id
+        usage = _usage(chunk.get("usage"))
+        if usage is not None:
+            self.usage = usage
+        piece = None
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            content = delta.get("content") if isinstance(delta, Mapping) else None
+            if isinstance(content, str) and content:
+                piece = content
+                self.parts.append(content)
+            if choice.get("finish_reason"):
+                self.finish_reason = str(choice["finish_reason"])
+        return piece
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def finish(self) -> Completion:
+        """The whole answer; raises :class:`StreamError` if the stream never finished."""
+        if self.finish_reason is None:
+            raise StreamError(
+                "The stream ended without a finish_reason, so the answer is truncated "
+                f"({len(self.text)} characters received; they are on this error's .text). "
+                "Retry the call.",
+                text=self.text,
+            )
+        return Completion(self.text, self.finish_reason, self.usage, self.model, self.id)
+
+
+def iter_sse_json(events: Iterable[Any]) -> Iterator[Any]:
+    """JSON payloads of SSE events (objects with ``.data``), stopping at ``[DONE]``."""
+    for event in events:
+        data = event.data
+        if not data:
+            continue
+        if data.strip() == "[DONE]":
+            return
+        try:
+            yield json.loads(data)
+        except ValueError as exc:
+            raise StreamError(f"The stream sent an event that is not JSON: {data[:200]!r}") from exc
+
+
+def check_filtered(completion: Completion) -> Completion:
+    """``chat``/``stream`` refuse a filtered answer; ``complete`` returns it as is."""
+    if completion.finish_reason == "content_filter":
+        raise ContentFilteredError(
+            "The answer was stopped by the service's content filter (finish_reason="
+            "'content_filter'); the partial text is on this error's .text. Rephrase the prompt.",
+            text=completion.text,
+        )
+    return completion
+
+
+# ---------------------------------------------------------------- errors
+
+_RETIRED = (
+    "GitHub Models was retired on {date}; the service no longer answers ({detail}). "
+    "Switch provider, with no code change: Microsoft/Azure AI Foundry "
+    "(SIGLA_LLM_PROVIDER=azure, AZURE_ENDPOINT, AZURE_API_KEY), Mistral's API "
+    "(SIGLA_LLM_PROVIDER=mistral, MISTRAL_API_KEY), or any OpenAI-compatible server "
+    "(SIGLA_LLM_PROVIDER=openai, SIGLA_LLM_ENDPOINT=http://localhost:11434/v1). "
+    "See README.md, 'After GitHub Models'."
+)
+_MAX_TOKENS = re.compile(r"Max size:\s*(\d+)\s*tokens", re.I)
+
+
+def _parse_body(body: str) -> tuple[str | None, str]:
+    """The service's error code and message from its envelope, or the raw text."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None, body.strip()
+    error = data.get("error") if isinstance(data, Mapping) else None
+    if isinstance(error, Mapping):
+        message = error.get("message") or error.get("details") or ""
+        return (str(error["code"]) if error.get("code") else None), str(message).strip()
+    if isinstance(error, str):
+        return None, error
+    if isinstance(data, Mapping) and isinstance(data.get("message"), str):
+        return None, data["message"]
+    return None, body.strip()
+
+
+def _is_retirement(status: int, headers: Mapping[str, str]) -> bool:
+    lower = {k.lower() for k in headers}
+    return status == 410 or (status in (403, 404) and bool(lower & {"sunset", "deprecation"}))
+
+
+def error_from_status(
+    status: int, body: str, headers: Mapping[str, str], settings: Settings
+) -> LLMError:
+    """The one mapping from an HTTP error answer to a sigla error, with what to do next."""
+    headers = {k.lower(): v for k, v in headers.items()}
+    code, said = _parse_body(body or "")
+    said = said or f"HTTP {status}"
+    common: dict[str, Any] = {
+        "status_code": status,
+        "code": code,
+        "request_id": headers.get("x-request-id") or headers.get("x-github-request-id"),
+        "body": body,
+    }
+    github = settings.provider == "github"
+    if github and _is_retirement(status, headers):
+        detail = f"HTTP {status}" + (f": {said}" if said != f"HTTP {status}" else "")
+        return GitHubModelsRetiredError(
+            _RETIRED.format(date=C.GITHUB_MODELS_RETIRED_ON, detail=detail), **common
+        )
+    if status == 401:
+        fix = (
+            "check that the token is valid and has the models:read permission "
+            "(fine-grained PAT: Permissions → Models → Read-only)"
+            if github
+            else f"check the credential ({', '.join(settings.spec.credential_envs) or 'token='})"
+        )
+        return AuthenticationError(
+            f"{said} (HTTP 401): the service refused the token; {fix}.", **common
+        )
+    if (
+        status == 404
+        and code in (None, "unknown_model", "DeploymentNotFound", "model_not_found")
+        and (code or "model" in said.lower())
+    ):
+        return ModelNotFoundError(
+            f"{said} (HTTP 404). Model {settings.model!r} was not found; "
+            "list the available ids with `sigla models`.",
+            model=settings.model,
+            **common,
+        )
+    if status == 400 and "expected format" in said:
+        return ModelNotFoundError(
+            f"{said} (HTTP 400). Model {settings.model!r} is not a '{{publisher}}/{{model_name}}' "
+            "id such as 'mistral-ai/Codestral-2501'; list them with `sigla models`.",
+            model=settings.model,
+            **common,
+        )
+    if status == 403:
+        return PermissionDeniedError(
+            f"{said} (HTTP 403): this credential may not use model {settings.model!r} "
+            "(its rate-limit tier, your plan or an organization policy); "
+            "pick another model (`sigla models`) or ask an owner for access.",
+            **common,
+        )
+    if status == 413 or code == "tokens_limit_reached":
+        found = _MAX_TOKENS.search(said)
+        limit = int(found.group(1)) if found else None
+        limit_text = f" of {limit} tokens" if limit else ""
+        return InputTooLargeError(
+            f"{said} (HTTP {status}): the per-request input token limit{limit_text} was exceeded; "
+            "shorten the prompt or split the input.",
+            limit=limit,
+            **common,
+        )
+    if status == 429:
+        retry_after = retry_after_from_headers(headers)
+        wait = f" The service asks to wait {retry_after:g} s." if retry_after is not None else ""
+        return RateLimitError(
+            f"{said} (HTTP 429: rate limit).{wait}",
+            retry_after=retry_after,
+            limit_type=headers.get("x-ratelimit-type"),
+            **common,
+        )
+    if code == "content_filter":
+        return ContentFilteredError(
+            f"{said} (HTTP {status}): the prompt was blocked by the content filter; rephrase it.",
+            status_code=status,
+        )
+    if status == 408 or status >= 500:
+        return ServerError(
+            f"{said} (HTTP {status}): the service failed; try again later.", **common
+        )
+    return APIStatusError(f"{said} (HTTP {status}).", **common)
+
+
+def _class_names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def translate(exc: BaseException, settings: Settings, *, streaming: bool = False) -> LLMError:
+    """Turn any exception from the SDK or the HTTP library into a :mod:`sigla.errors` error.
+
+    Foreign classes are recognised by name along their MRO, so this works for mistralai
+    1.x, 2.x and 3.x and for ``httpx`` and ``httpx2`` without importing any of them.
+    """
+    if isinstance(exc, LLMError):
+        return exc
+    names = _class_names(exc)
+    if "ResponseValidationError" in names or ("ValidationError" in names and streaming):
+        kind = StreamError if streaming else APIConnectionError
+        return kind(f"The service sent an answer sigla could not parse: {_first_line(exc)}")
+    if "MistralError" in names or "SDKError" in names:
+        status = int(getattr(exc, "status_code", 0) or 0)
+        body = getattr(exc, "body", "") or ""
+        raw = getattr(exc, "raw_response", None)
+        headers = dict(getattr(raw, "headers", None) or getattr(exc, "headers", None) or {})
+        if status:
+            return error_from_status(status, body, headers, settings)
+        return APIConnectionError(f"The service sent an unexpected answer: {_first_line(exc)}")
+    if "NoResponseError" in names:
+        return APIConnectionError(f"No response from {settings.endpoint}; try again later.")
+    if "TimeoutException" in names:
+        what = "between two stream chunks" if streaming else "for an answer"
+        return APITimeoutError(
+            f"Timed out after {settings.timeout:g} s waiting {what} from {settings.endpoint} "
+            "(raise timeout= if the model is slow)."
+        )
+    if streaming and ("RemoteProtocolError" in names or "ReadError" in names):
+        return StreamError(f"The connection was cut mid-stream: {_first_line(exc)}")
+    if "TransportError" in names or "HTTPError" in names or isinstance(exc, OSError):
+        return APIConnectionError(
+            f"Could not reach {settings.endpoint}: {_first_line(exc)}. "
+            "Check the endpoint and your network."
+        )
+    if "SSEError" in names:
+        return StreamError(f"The service did not answer with an event stream: {_first_line(exc)}")
+    if "ValidationError" in names:
+        return InvalidRequestError(f"The SDK rejected the request: {_first_line(exc)}")
+    return LLMError(f"Unexpected {type(exc).__name__}: {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def scrub(error: LLMError, secret: str | None) -> LLMError:
+    """Remove the credential from an error's text, should a service have echoed it back.
+
+    Secrets shorter than 8 characters are placeholders (``"none"``, test values), and
+    replacing them would garble ordinary words.
+    """
+    if not secret or len(secret) < 8:
+        return error
+    if secret and secret in str(error):
+        cleaned = str(error).replace(secret, "***")
+        error.args = (cleaned,)
+        error.message = cleaned
+    if isinstance(error, APIStatusError) and secret and error.body and secret in error.body:
+        error.body = error.body.replace(secret, "***")
+    return error
+
+
+@contextmanager
+def translating(settings: Settings, *, streaming: bool = False) -> Iterator[None]:
+    """The boundary: nothing but a :mod:`sigla.errors` error leaves this block."""
+    try:
+        yield
+    except LLMError as error:
+        scrub(error, settings.token)
+        raise
+    except Exception as exc:
+        error = scrub(translate(exc, settings, streaming=streaming), settings.token)
+        # Keep the cause for debugging, unless its own text would show the credential.
+        leaks = bool(settings.token) and len(settings.token) >= 8 and settings.token in repr(exc)
+        raise error from (None if leaks else exc)

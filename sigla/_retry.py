@@ -1,0 +1,98 @@
+"""Retry decisions as pure functions: which errors to retry, and how long to wait.
+
+The loops that sleep live in the client; everything here is deterministic given ``rand``,
+so tests check the policy without waiting.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable, Mapping
+
+from . import _constants as C
+from .errors import APIConnectionError, LLMError, RateLimitError, ServerError, StreamError
+
+__all__ = ["is_retryable", "backoff_delay", "next_delay", "retry_after_from_headers"]
+
+
+def retry_after_from_headers(
+    headers: Mapping[str, str], *, now: float | None = None
+) -> float | None:
+    """Seconds the service asked us to wait, or None when it did not say.
+
+    Read in gh-models' order: ``x-ratelimit-timeremaining``, then ``retry-after-ms`` (Azure),
+    then ``retry-after`` as seconds or as an HTTP date.
+    """
+    lower = {k.lower(): v for k, v in headers.items()}
+    for name, scale in (
+        ("x-ratelimit-timeremaining", 1.0),
+        ("retry-after-ms", 0.001),
+        ("retry-after", 1.0),
+    ):
+        raw = lower.get(name)
+        if raw is None:
+            continue
+        try:
+            return max(0.0, float(raw) * scale)
+        except ValueError:
+            pass
+        if name == "retry-after":
+            try:
+                when = email.utils.parsedate_to_datetime(raw).timestamp()
+            except (TypeError, ValueError, IndexError):
+                continue
+            return max(0.0, when - (time.time() if now is None else now))
+    return None
+
+
+def is_retryable(error: LLMError, *, stream_started: bool | None = None) -> bool:
+    """429, 408, 5xx and connection failures are worth another try; nothing else is.
+
+    For a stream (``stream_started`` not None), a cut before the first piece reached the
+    caller is retried too; after it, nothing is, since the caller already has part of it.
+    """
+    if stream_started:
+        return False
+    if stream_started is False and isinstance(error, StreamError):
+        return True
+    return isinstance(error, (RateLimitError, ServerError, APIConnectionError))
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    base: float = C.RETRY_BASE_DELAY,
+    cap: float = C.RETRY_MAX_BACKOFF,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Exponential backoff with jitter, never below half the step (so it never spins)."""
+    step = min(cap, base * (2**attempt))
+    return step * (0.5 + rand() / 2)
+
+
+def next_delay(
+    error: LLMError,
+    attempt: int,
+    *,
+    max_retries: int,
+    max_retry_wait: float,
+    rand: Callable[[], float] = random.random,
+    stream_started: bool | None = None,
+) -> float | None:
+    """How long to wait before retry number ``attempt + 1``, or None to give up now.
+
+    A wait the service asks for is honoured (plus a little jitter so that clients do not
+    return in lockstep); one longer than ``max_retry_wait`` (GitHub's daily quota asks for
+    hours) means give up at once. ``retry-after: 0`` (the concurrency cap) gets the normal
+    backoff instead of an immediate hot retry.
+    """
+    if attempt >= max_retries or not is_retryable(error, stream_started=stream_started):
+        return None
+    asked = getattr(error, "retry_after", None)
+    if asked is not None and asked > max_retry_wait:
+        return None
+    if asked:
+        return asked + C.RETRY_BASE_DELAY * rand()
+    return backoff_delay(attempt, rand=rand)

@@ -1,0 +1,121 @@
+"""The ``sigla`` command line: parse arguments, call the library, turn errors into one line.
+
+sigla chat "What is the capital of France?"
+echo "Summarise this" | sigla chat -m openai/gpt-4o-mini --no-stream
+sigla models
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import ConfigurationError, InvalidRequestError, LLMError
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2  # bad configuration or arguments: retrying will not help
+EXIT_INTERRUPTED = 130
+
+
+def _fails_cleanly(command: F) -> F:
+    """Library errors become one line on stderr and an exit code, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except LLMError as error:
+            line = " ".join(str(error).split())
+            click.echo(f"sigla: error: {line}", err=True)
+            usage = isinstance(error, (ConfigurationError, InvalidRequestError))
+            sys.exit(EXIT_USAGE if usage else EXIT_ERROR)
+        except KeyboardInterrupt:
+            click.echo("sigla: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sigla")
+def main() -> None:
+    """Call large language models the SIGLA way (GitHub Models and its successors)."""
+
+
+def _read_prompt(prompt: str | None) -> str:
+    if prompt is not None and prompt != "-":
+        return prompt
+    stdin = sys.stdin
+    if prompt is None and stdin.isatty():
+        raise click.UsageError('Give a prompt, e.g. sigla chat "Hello", or pipe one on stdin.')
+    text = stdin.read()
+    if not text.strip():
+        raise click.UsageError("The prompt read from stdin is empty.")
+    return text
+
+
+@main.command()
+@click.argument("prompt", required=False)
+@click.option("-m", "--model", help="Model id, e.g. mistral-ai/Codestral-2501.")
+@click.option("-s", "--system", help='System prompt (default: "You are a helpful assistant.").')
+@click.option("-t", "--temperature", type=float, help="Sampling temperature, 0 to 2.")
+@click.option("--max-tokens", type=int, help="Cap on the answer's length in tokens.")
+@click.option("-p", "--provider", help="github, mistral or openai (default: SIGLA_LLM_PROVIDER).")
+@click.option("--no-stream", is_flag=True, help="Print the whole answer at once.")
+@_fails_cleanly
+def chat(
+    prompt: str | None,
+    model: str | None,
+    system: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    provider: str | None,
+    no_stream: bool,
+) -> None:
+    """Ask the model PROMPT (or stdin when PROMPT is - or absent) and print the answer."""
+    from .llm import GitHubLLM
+
+    text = _read_prompt(prompt)
+    llm = GitHubLLM(model=model, temperature=temperature, provider=provider)
+    options: dict[str, Any] = {"system": system, "max_tokens": max_tokens}
+    if no_stream:
+        click.echo(llm.chat(text, **options))
+        return
+    out = sys.stdout
+    try:
+        for piece in llm.stream(text, **options):
+            out.write(piece)
+            out.flush()
+    finally:
+        out.write("\n")
+        out.flush()
+
+
+@main.command()
+@click.option("-p", "--provider", help="Provider whose catalog to list (default: github).")
+@_fails_cleanly
+def models(provider: str | None) -> None:
+    """List the models of the catalog: id, rate-limit tier, input/output token limits."""
+    from .llm import GitHubLLM
+
+    entries = GitHubLLM(provider=provider).models()
+    width = max((len(m.id) for m in entries), default=2)
+    click.echo(f"{'ID':<{width}}  {'TIER':<10}  {'MAX IN':>8}  {'MAX OUT':>8}")
+    for m in sorted(entries, key=lambda m: m.id.lower()):
+        click.echo(
+            f"{m.id:<{width}}  {m.rate_limit_tier or '-':<10}  "
+            f"{m.max_input_tokens or '-':>8}  {m.max_output_tokens or '-':>8}"
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,182 @@
+"""The one exception tree of sigla.
+
+Every failure a call can meet (bad configuration, a transport fault, an answer of the
+service, a broken stream) reaches the caller as one of these classes, never as a raw
+``mistralai`` or ``httpx`` exception. The root is a ``RuntimeError`` because the original
+SIGLA code raised ``RuntimeError`` and its callers catch that.
+
+::
+
+    LLMError(RuntimeError)
+     ├─ ConfigurationError              settings that cannot work; fix them, do not retry
+     │   ├─ MissingTokenError           no credential found
+     │   └─ MissingDependencyError      an optional extra is not installed (also ImportError)
+     ├─ InvalidRequestError             the request itself is malformed (also ValueError)
+     ├─ APIConnectionError              the service could not be reached
+     │   └─ APITimeoutError             ... or did not answer in time
+     ├─ APIStatusError                  the service answered with an error status
+     │   ├─ AuthenticationError         401: the token is bad or lacks models:read
+     │   │   └─ PermissionDeniedError   403: the token may not use this model
+     │   ├─ ModelNotFoundError          404 unknown_model, 400 "expected format"
+     │   ├─ InputTooLargeError          413 tokens_limit_reached
+     │   ├─ RateLimitError              429, with ``retry_after`` in seconds
+     │   ├─ ServerError                 5xx (and 408)
+     │   └─ GitHubModelsRetiredError    410, or 403/404 carrying Sunset/Deprecation
+     ├─ ContentFilteredError            the prompt or the answer was filtered
+     └─ StreamError                     a stream was cut or ended without finish_reason
+
+Messages keep the service's own words and add what to do next. No message, ``repr`` or
+attribute of these classes carries the credential.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LLMError",
+    "ConfigurationError",
+    "MissingTokenError",
+    "MissingDependencyError",
+    "InvalidRequestError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "APIStatusError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "ModelNotFoundError",
+    "InputTooLargeError",
+    "RateLimitError",
+    "ServerError",
+    "GitHubModelsRetiredError",
+    "ContentFilteredError",
+    "StreamError",
+]
+
+
+class LLMError(RuntimeError):
+    """Root of every error sigla raises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigurationError(LLMError):
+    """The settings cannot work (unknown provider, missing endpoint...): fix them."""
+
+
+class MissingTokenError(ConfigurationError):
+    """No credential was found in the argument, the environment or the GitHub CLI."""
+
+
+class MissingDependencyError(ConfigurationError, ImportError):
+    """An optional dependency is not installed; the message names the pip extra."""
+
+
+class InvalidRequestError(LLMError, ValueError):
+    """The request is malformed (bad message role, bad parameter); fix the call."""
+
+
+class APIConnectionError(LLMError):
+    """The service could not be reached, or the connection broke before an answer."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The service did not answer within ``timeout`` seconds."""
+
+
+class APIStatusError(LLMError):
+    """The service answered with an error status.
+
+    Attributes: ``status_code``, ``code`` (the service's error code, e.g. ``no_access``),
+    ``request_id`` (``x-request-id`` when the service sent one), ``body`` (its text).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: str | None = None,
+        request_id: str | None = None,
+        body: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+        self.body = body
+
+
+class AuthenticationError(APIStatusError):
+    """401: the token is invalid or lacks the ``models:read`` permission."""
+
+
+class PermissionDeniedError(AuthenticationError):
+    """403: the token is valid but may not use this model (tier, org policy)."""
+
+
+class ModelNotFoundError(APIStatusError):
+    """The model does not exist or its id is not ``{publisher}/{model_name}``."""
+
+    def __init__(self, message: str, *, model: str | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.model = model
+
+
+class InputTooLargeError(APIStatusError):
+    """413: the request is over the per-request input token limit (``limit``, when known)."""
+
+    def __init__(self, message: str, *, limit: int | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.limit = limit
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests. ``retry_after`` is how many seconds the service asked to wait.
+
+    ``limit_type`` is GitHub's ``x-ratelimit-type`` (``UserByModelByMinute``,
+    ``UserByModelByDay``, ``UserConcurrentRequests``...) when it was sent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        limit_type: str | None = None,
+        **kw: object,
+    ) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+        self.limit_type = limit_type
+
+
+class ServerError(APIStatusError):
+    """5xx or 408: the service failed; retried, then raised."""
+
+
+class GitHubModelsRetiredError(APIStatusError):
+    """GitHub Models was retired on 2026-07-30; the message says how to switch provider."""
+
+
+class ContentFilteredError(LLMError):
+    """The prompt (HTTP 400) or the answer (``finish_reason == "content_filter"``) was filtered.
+
+    ``text`` holds whatever part of the answer arrived before the filter stopped it.
+    """
+
+    def __init__(self, message: str, *, text: str = "", status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.text = text
+        self.status_code = status_code
+
+
+class StreamError(LLMError):
+    """A stream broke: cut mid-way, an error event, or no ``finish_reason`` at its end.
+
+    ``text`` holds what was received before it broke, so nothing is silently lost.
+    """
+
+    def __init__(self, message: str, *, text: str = "") -> None:
+        super().__init__(message)
+        self.text = text

@@ -1,0 +1,474 @@
+"""``GitHubLLM``: chat with a model of GitHub Models or one of its successors.
+
+>>> from sigla.llm import GitHubLLM
+>>> llm = GitHubLLM()                        # doctest: +SKIP
+>>> llm.chat("What is the capital of France?")  # doctest: +SKIP
+'The capital of France is Paris.'
+
+Settings resolve once, in ``__init__`` (argument > environment > default); every failure
+is a :mod:`sigla.errors` error; 429, 408, 5xx and connection faults are retried with
+backoff. Importing this module is cheap: ``mistralai`` is imported on the first call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from . import _constants as C
+from ._config import Settings, resolve_settings
+from ._core import (
+    Completion,
+    StreamAssembler,
+    Usage,
+    build_call,
+    build_messages,
+    check_filtered,
+    completion_from_sdk,
+    error_from_status,
+    iter_sse_json,
+    translating,
+)
+from ._retry import next_delay
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    ConfigurationError,
+    ContentFilteredError,
+    GitHubModelsRetiredError,
+    InputTooLargeError,
+    InvalidRequestError,
+    LLMError,
+    MissingDependencyError,
+    MissingTokenError,
+    ModelNotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    StreamError,
+)
+
+__all__ = [
+    "GitHubLLM",
+    "Completion",
+    "Usage",
+    "ModelInfo",
+    # the error tree, re-exported so `from sigla.llm import RateLimitError` works
+    "LLMError",
+    "ConfigurationError",
+    "MissingTokenError",
+    "MissingDependencyError",
+    "InvalidRequestError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "APIStatusError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "ModelNotFoundError",
+    "InputTooLargeError",
+    "RateLimitError",
+    "ServerError",
+    "GitHubModelsRetiredError",
+    "ContentFilteredError",
+    "StreamError",
+]
+
+logger = logging.getLogger("sigla")
+T = TypeVar("T")
+Messages = Sequence[Mapping[str, Any]]
+StopArg = str | Sequence[str] | None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One entry of the model catalog (``GET /catalog/models``)."""
+
+    id: str
+    name: str
+    publisher: str
+    rate_limit_tier: str | None
+    max_input_tokens: int | None
+    max_output_tokens: int | None
+    capabilities: tuple[str, ...]
+
+
+class GitHubLLM:
+    """A chat model: ``chat()`` returns text, ``stream()`` yields it as it arrives.
+
+    Example::
+
+        llm = GitHubLLM(model="openai/gpt-4o-mini", temp=0.2)
+        print(llm.chat("Summarise SIGLA in one line.", system="You are terse."))
+        for piece in llm.stream("Write a limerick about SIGLA"):
+            print(piece, end="", flush=True)
+
+    ``model`` and ``temp`` keep the original SIGLA signature; everything else is
+    keyword-only. ``sleep``/``async_sleep`` replace the waits between retries (tests use
+    them to retry without waiting).
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        temp: float | None = None,
+        *,
+        temperature: float | None = None,
+        provider: str | None = None,
+        token: str | None = None,
+        endpoint: str | None = None,
+        org: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_retry_wait: float | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        async_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if temp is not None and temperature is not None and temp != temperature:
+            raise InvalidRequestError("Pass temp= or temperature=, not both.")
+        self.settings: Settings = resolve_settings(
+            provider=provider,
+            model=model,
+            token=token,
+            endpoint=endpoint,
+            org=org,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+        )
+        chosen = temperature if temperature is not None else temp
+        self.temperature: float = C.DEFAULT_TEMPERATURE if chosen is None else float(chosen)
+        build_call(
+            self.settings,
+            [],
+            temperature=self.temperature,
+            max_tokens=None,
+            top_p=None,
+            stop=None,
+            seed=None,
+        )  # validates the temperature now
+        self._sleep = sleep
+        self._async_sleep = async_sleep
+        self._backend: Any = None
+
+    # -- what this client talks to
+
+    @property
+    def model(self) -> str:
+        return self.settings.model
+
+    @property
+    def provider(self) -> str:
+        return self.settings.provider
+
+    @property
+    def endpoint(self) -> str:
+        return self.settings.endpoint
+
+    def __repr__(self) -> str:
+        return (
+            f"GitHubLLM(provider={self.provider!r}, model={self.model!r}, "
+            f"endpoint={self.endpoint!r}, temperature={self.temperature!r})"
+        )
+
+    def _sdk(self) -> Any:
+        if self._backend is None:
+            from ._sdk import Backend, Wire
+
+            wire = Wire(
+                seed_field=self.settings.spec.seed_field,
+                stream_usage=self.settings.spec.seed_field == "seed",
+            )
+            self._backend = Backend(
+                endpoint=self.settings.endpoint, api_key=self.settings.token or "", wire=wire
+            )
+        return self._backend
+
+    # -- the I/O-free part shared by every call
+
+    def _prepare(
+        self,
+        prompt: str | None,
+        system: str | None,
+        messages: Messages | None,
+        temperature: float | None,
+        max_tokens: int | None,
+        top_p: float | None,
+        stop: StopArg,
+        seed: int | None,
+    ) -> dict[str, Any]:
+        return build_call(
+            self.settings,
+            build_messages(prompt, system, messages),
+            temperature=self.temperature if temperature is None else temperature,
+            max_tokens=max_tokens,
+            top_p=top_p,
+            stop=stop,
+            seed=seed,
+        )
+
+    def _delay(self, error: LLMError, attempt: int, what: str, started: bool | None = None):
+        delay = next_delay(
+            error,
+            attempt,
+            max_retries=self.settings.max_retries,
+            max_retry_wait=self.settings.max_retry_wait,
+            stream_started=started,
+        )
+        if delay is not None:
+            logger.info(
+                "%s: retry %d of %d in %.2f s after %s: %s",
+                what,
+                attempt + 1,
+                self.settings.max_retries,
+                delay,
+                type(error).__name__,
+                error,
+            )
+        return delay
+
+    # -- sync
+
+    def complete(
+        self,
+        prompt: str | None = None,
+        *,
+        system: str | None = None,
+        messages: Messages | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: StopArg = None,
+        seed: int | None = None,
+    ) -> Completion:
+        """One answer with its ``finish_reason``, ``usage``, ``model`` and ``id``.
+
+        A filtered answer is returned (``finish_reason == "content_filter"``), not raised.
+        """
+        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        backend = self._sdk()
+        attempt = 0
+        while True:
+            try:
+                with translating(self.settings):
+                    return completion_from_sdk(backend.complete(call))
+            except LLMError as error:
+                delay = self._delay(error, attempt, "chat")
+                if delay is None:
+                    raise
+                self._sleep(delay)
+                attempt += 1
+
+    def chat(
+        self,
+        prompt: str | None = None,
+        *,
+        system: str | None = None,
+        messages: Messages | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: StopArg = None,
+        seed: int | None = None,
+    ) -> str:
+        """The model's answer to ``prompt`` (or to ``messages=``) as text."""
+        return check_filtered(
+            self.complete(
+                prompt,
+                system=system,
+                messages=messages,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                top_p=top_p,
+                stop=stop,
+                seed=seed,
+            )
+        ).text
+
+    def stream(
+        self,
+        prompt: str | None = None,
+        *,
+        system: str | None = None,
+        messages: Messages | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: StopArg = None,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer piece by piece as the service sends it.
+
+        Raises :class:`~sigla.errors.StreamError` if the stream is cut or ends without a
+        ``finish_reason`` (the text received so far is on the error), never ends silently.
+        """
+        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        return self._stream(call)
+
+    def _stream(self, call: dict[str, Any]) -> Iterator[str]:
+        backend = self._sdk()
+        attempt = 0
+        while True:
+            assembler = StreamAssembler()
+            started = False
+            events = backend.stream_events(call)
+            try:
+                with translating(self.settings, streaming=True):
+                    for data in iter_sse_json(events):
+                        piece = assembler.feed(data)
+                        if piece:
+                            started = True
+                            yield piece
+                    check_filtered(assembler.finish())
+                return
+            except LLMError as error:
+                if isinstance(error, StreamError) and not error.text:
+                    error.text = assembler.text  # what the caller already has
+                delay = self._delay(error, attempt, "stream", started)
+                if delay is None:
+                    raise
+            finally:
+                events.close()
+            self._sleep(delay)
+            attempt += 1
+
+    def models(self) -> list[ModelInfo]:
+        """The service's model catalog (``GET /catalog/models``), for ``sigla models``."""
+        from urllib.parse import urlsplit
+
+        from ._sdk import sync_client
+
+        parts = urlsplit(self.settings.endpoint)
+        url = f"{parts.scheme}://{parts.netloc}/catalog/models"
+        headers = {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
+        with translating(self.settings):
+            response = sync_client(self._sdk()._wire).get(
+                url, headers=headers, timeout=self.settings.timeout
+            )
+            if response.status_code >= 400:
+                raise error_from_status(
+                    response.status_code, response.text, response.headers, self.settings
+                )
+            entries = response.json()
+        if isinstance(entries, Mapping):
+            entries = entries.get("data") or []
+        return [_model_info(entry) for entry in entries if isinstance(entry, Mapping)]
+
+    # -- async twins: the same steps, awaiting I/O
+
+    async def acomplete(
+        self,
+        prompt: str | None = None,
+        *,
+        system: str | None = None,
+        messages: Messages | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: StopArg = None,
+        seed: int | None = None,
+    ) -> Completion:
+        """Async twin of :meth:`complete`."""
+        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        backend = self._sdk()
+        attempt = 0
+        while True:
+            try:
+                with translating(self.settings):
+                    return completion_from_sdk(await backend.acomplete(call))
+            except LLMError as error:
+                delay = self._delay(error, attempt, "chat")
+                if delay is None:
+                    raise
+                await self._async_sleep(delay)
+                attempt += 1
+
+    async def achat(
+        self,
+        prompt: str | None = None,
+        *,
+        system: str | None = None,
+        messages: Messages | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: StopArg = None,
+        seed: int | None = None,
+    ) -> str:
+        """Async twin of :meth:`chat`."""
+        completion = await self.acomplete(
+            prompt,
+            system=system,
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            top_p=top_p,
+            stop=stop,
+            seed=seed,
+        )
+        return check_filtered(completion).text
+
+    def astream(
+        self,
+        prompt: str | None = None,
+        *,
+        system: str | None = None,
+        messages: Messages | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: StopArg = None,
+        seed: int | None = None,
+    ) -> AsyncIterator[str]:
+        """Async twin of :meth:`stream`: ``async for piece in llm.astream(...)``."""
+        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        return self._astream(call)
+
+    async def _astream(self, call: dict[str, Any]) -> AsyncIterator[str]:
+        backend = self._sdk()
+        attempt = 0
+        while True:
+            assembler = StreamAssembler()
+            started = False
+            events = backend.astream_events(call)
+            try:
+                with translating(self.settings, streaming=True):
+                    async for event in events:
+                        for data in iter_sse_json((event,)):
+                            piece = assembler.feed(data)
+                            if piece:
+                                started = True
+                                yield piece
+                        if event.data.strip() == "[DONE]":
+                            break
+                    check_filtered(assembler.finish())
+                return
+            except LLMError as error:
+                if isinstance(error, StreamError) and not error.text:
+                    error.text = assembler.text  # what the caller already has
+                delay = self._delay(error, attempt, "stream", started)
+                if delay is None:
+                    raise
+            finally:
+                await events.aclose()
+            await self._async_sleep(delay)
+            attempt += 1
+
+
+def _model_info(entry: Mapping[str, Any]) -> ModelInfo:
+    limits = entry.get("limits") or {}
+    model_id = str(entry.get("id") or entry.get("name") or "")
+    return ModelInfo(
+        id=model_id,
+        name=str(entry.get("name") or model_id),
+        publisher=str(entry.get("publisher") or model_id.partition("/")[0]),
+        rate_limit_tier=entry.get("rate_limit_tier"),
+        max_input_tokens=limits.get("max_input_tokens"),
+        max_output_tokens=limits.get("max_output_tokens"),
+        capabilities=tuple(entry.get("capabilities") or ()),
+    )

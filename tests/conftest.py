@@ -1,0 +1,118 @@
+"""Fixtures named for what they fake. Every end-to-end test talks HTTP to sigla.testing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sigla.llm import GitHubLLM, LLMError
+from sigla.testing import FakeGitHubModels
+
+TOKEN = "ghp_TESTtoken0123456789secret"  # looks like a PAT so leak checks are meaningful
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GITHUB_*/SIGLA_*/provider variable, and no `gh` CLI, leaks in from the machine."""
+    for name in list(os.environ):
+        if name.startswith(("GITHUB_", "SIGLA_", "MISTRAL_", "AZURE_")):
+            monkeypatch.delenv(name)
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    monkeypatch.setenv(
+        "PATH", os.pathsep.join(d for d in path if not os.path.exists(os.path.join(d, "gh")))
+    )
+
+
+class FakeClock:
+    """A clock shared by the double's rate windows and the client's retry sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    async def async_sleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fake(clock: FakeClock) -> Iterator[FakeGitHubModels]:
+    """A GitHub Models double on 127.0.0.1 whose rate windows follow the fake clock."""
+    with FakeGitHubModels(clock=clock) as server:
+        yield server
+
+
+@pytest.fixture
+def make_llm(fake: FakeGitHubModels, clock: FakeClock):
+    """Build a GitHubLLM aimed at the double, retrying on the fake clock (no real waits)."""
+
+    def build(**kwargs: Any) -> GitHubLLM:
+        kwargs.setdefault("endpoint", fake.url)
+        kwargs.setdefault("token", TOKEN)
+        kwargs.setdefault("sleep", clock.sleep)
+        kwargs.setdefault("async_sleep", clock.async_sleep)
+        return GitHubLLM(**kwargs)
+
+    return build
+
+
+@pytest.fixture
+def llm(make_llm) -> GitHubLLM:
+    return make_llm()
+
+
+@pytest.fixture(params=["sync", "async"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Run a case through the sync method and through its async twin."""
+    return request.param
+
+
+def run_complete(llm: GitHubLLM, mode: str, *args: Any, **kwargs: Any):
+    if mode == "sync":
+        return llm.complete(*args, **kwargs)
+    return asyncio.run(llm.acomplete(*args, **kwargs))
+
+
+def run_chat(llm: GitHubLLM, mode: str, *args: Any, **kwargs: Any) -> str:
+    if mode == "sync":
+        return llm.chat(*args, **kwargs)
+    return asyncio.run(llm.achat(*args, **kwargs))
+
+
+def run_stream(
+    llm: GitHubLLM, mode: str, *args: Any, **kwargs: Any
+) -> tuple[list[str], LLMError | None]:
+    """The pieces a stream yielded, and the error that ended it (None if it finished)."""
+    pieces: list[str] = []
+    if mode == "sync":
+        try:
+            for piece in llm.stream(*args, **kwargs):
+                pieces.append(piece)
+        except LLMError as error:
+            return pieces, error
+        return pieces, None
+
+    async def consume() -> LLMError | None:
+        try:
+            async for piece in llm.astream(*args, **kwargs):
+                pieces.append(piece)
+        except LLMError as error:
+            return error
+        return None
+
+    return pieces, asyncio.run(consume())

@@ -1,0 +1,110 @@
+"""The `sigla` command line against the double: output, stdin, errors as one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from conftest import TOKEN
+
+from sigla.cli import main
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def env(fake):
+    return {"GITHUB_TOKEN": TOKEN, "SIGLA_LLM_ENDPOINT": fake.url}
+
+
+def invoke(args, env, input=None):
+    return CliRunner().invoke(main, args, env=env, input=input, catch_exceptions=False)
+
+
+def test_chat_streams_the_answer_to_stdout(fake, env):
+    fake.reply("Paris is the capital.", chunks=["Paris ", "is the ", "capital."])
+    result = invoke(["chat", "What is the capital of France?"], env)
+    assert result.exit_code == 0
+    assert result.stdout == "Paris is the capital.\n"
+    assert fake.last_request.body["stream"] is True
+
+
+def test_chat_options_reach_the_request(fake, env):
+    result = invoke(
+        ["chat", "--no-stream", "-m", "openai/gpt-4o-mini", "-s", "Be terse.", "-t", "0.1", "hi"],
+        env,
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Echo: hi\n"
+    body = fake.last_request.body
+    assert body["stream"] is False
+    assert body["model"] == "openai/gpt-4o-mini"
+    assert body["temperature"] == 0.1
+    assert body["messages"][0]["content"] == "Be terse."
+
+
+@pytest.mark.parametrize("args", [["chat"], ["chat", "-"]])
+def test_chat_reads_the_prompt_from_stdin(fake, env, args):
+    result = invoke(args, env, input="from stdin")
+    assert result.exit_code == 0
+    assert result.stdout == "Echo: from stdin\n"
+
+
+def test_errors_are_one_line_on_stderr_with_a_nonzero_exit(fake, env):
+    fake.fail("no_access")
+    result = invoke(["chat", "hi"], env)
+    assert result.exit_code == 1
+    assert result.stdout.strip() == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("sigla: error: No access to model")
+    assert "Traceback" not in result.output
+
+
+def test_missing_token_is_a_usage_error_naming_the_fix(fake):
+    result = invoke(["chat", "hi"], {"SIGLA_LLM_ENDPOINT": fake.url})
+    assert result.exit_code == 2
+    assert "GITHUB_TOKEN" in result.stderr
+
+
+def test_retired_service_is_explained(fake, env):
+    fake.retire("410")
+    result = invoke(["chat", "hi"], env)
+    assert result.exit_code == 1
+    assert "retired on 2026-07-30" in result.stderr
+    assert TOKEN not in result.output
+
+
+def test_cut_stream_keeps_the_printed_text_and_reports(fake, env):
+    fake.reply("one two three", chunks=["one ", "two ", "three"])
+    fake.fail("stream_cut", after=1)
+    result = invoke(["chat", "hi"], env)
+    assert result.exit_code == 1
+    assert result.stdout.startswith("one ")
+    assert "sigla: error:" in result.stderr
+
+
+def test_models_lists_id_tier_and_limits(fake, env):
+    result = invoke(["models"], env)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["ID", "TIER", "MAX", "IN", "MAX", "OUT"]
+    row = next(line for line in lines if line.startswith("mistral-ai/Codestral-2501"))
+    assert "low" in row.split()
+
+
+def test_console_script_runs_as_a_real_process(fake):
+    env = {**os.environ, "GITHUB_TOKEN": TOKEN, "SIGLA_LLM_ENDPOINT": fake.url}
+    done = subprocess.run(
+        [sys.executable, "-m", "sigla.cli", "chat", "--no-stream", "ping"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Echo: ping\n"
+    assert TOKEN not in done.stdout + done.stderr

@@ -1,0 +1,106 @@
+"""Settings resolve once: argument > environment > default, and say where each came from."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from conftest import TOKEN
+
+from sigla._config import resolve_settings
+from sigla.llm import ConfigurationError, GitHubLLM, MissingTokenError
+
+
+def test_missing_token_says_what_to_do():
+    with pytest.raises(MissingTokenError) as caught:
+        GitHubLLM()
+    message = str(caught.value)
+    assert "GITHUB_TOKEN" in message
+    assert "gh auth login" in message
+    assert "models:read" in message
+
+
+def test_defaults_are_the_seeds(monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    llm = GitHubLLM()
+    assert llm.model == "mistral-ai/Codestral-2501"
+    assert llm.temperature == 0.7
+    assert llm.endpoint == "https://models.github.ai/inference"
+    assert llm.provider == "github"
+    assert llm.settings.sources["token"] == "environment variable GITHUB_TOKEN"
+
+
+def test_arguments_beat_the_environment(monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "env-token")
+    monkeypatch.setenv("SIGLA_LLM_MODEL", "openai/gpt-4o")
+    monkeypatch.setenv("SIGLA_LLM_ENDPOINT", "http://127.0.0.1:9/inference")
+    llm = GitHubLLM(
+        model="openai/gpt-4o-mini", token=TOKEN, endpoint="http://localhost:1/inference"
+    )
+    assert llm.model == "openai/gpt-4o-mini"
+    assert llm.endpoint == "http://localhost:1/inference"
+    assert llm.settings.token == TOKEN
+    assert llm.settings.sources == {
+        "provider": "default",
+        "endpoint": "argument",
+        "model": "argument",
+        "token": "argument",
+        "timeout": "default",
+        "max_retries": "default",
+        "max_retry_wait": "default",
+    }
+
+
+def test_environment_beats_the_defaults(monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("SIGLA_LLM_MODEL", "openai/gpt-4o")
+    monkeypatch.setenv("SIGLA_LLM_ENDPOINT", "http://127.0.0.1:9/inference/")
+    monkeypatch.setenv("GITHUB_MODELS_ORG", "acme")
+    llm = GitHubLLM()
+    assert llm.model == "openai/gpt-4o"
+    assert llm.endpoint == "http://127.0.0.1:9/orgs/acme/inference"
+    assert llm.settings.org == "acme"
+
+
+def test_org_on_the_default_endpoint():
+    settings = resolve_settings(token="t", org="acme")
+    assert settings.endpoint == "https://models.github.ai/orgs/acme/inference"
+
+
+def test_gh_cli_token_is_used_when_no_variable_is_set(tmp_path, monkeypatch):
+    gh = tmp_path / "gh"
+    gh.write_text('#!/bin/sh\n[ "$1 $2" = "auth token" ] && echo gho_fromcli || exit 1\n')
+    gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    llm = GitHubLLM()
+    assert llm.settings.token == "gho_fromcli"
+    assert llm.settings.sources["token"] == "gh auth token"
+
+
+def test_gh_cli_logged_out_still_gives_the_missing_token_error(tmp_path, monkeypatch):
+    gh = tmp_path / "gh"
+    gh.write_text("#!/bin/sh\necho 'not logged in' >&2\nexit 1\n")
+    gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(MissingTokenError):
+        GitHubLLM()
+
+
+def test_repr_shows_model_and_endpoint_never_the_token():
+    llm = GitHubLLM(token=TOKEN, endpoint="http://127.0.0.1:1/inference")
+    assert "mistral-ai/Codestral-2501" in repr(llm)
+    assert "127.0.0.1:1" in repr(llm)
+    assert TOKEN not in repr(llm)
+    assert TOKEN not in repr(llm.settings)
+
+
+def test_unknown_provider_lists_the_supported_ones():
+    with pytest.raises(ConfigurationError, match="github") as caught:
+        GitHubLLM(provider="bedrock", token="x")
+    assert "openai" in str(caught.value)
+
+
+def test_bad_endpoint_is_a_configuration_error():
+    with pytest.raises(ConfigurationError, match="not an http"):
+        GitHubLLM(token="x", endpoint="models.github.ai/inference")
