@@ -33,6 +33,7 @@ class ProviderSpec:
     seed_field: str  # the wire name of the seed: OpenAI-style "seed", Mistral "random_seed"
     use_gh_cli: bool = False
     credential_hint: str = ""
+    endpoint_example: str = ""
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
@@ -50,6 +51,21 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "No GitHub token: set GITHUB_TOKEN, pass token=, or run `gh auth login` "
             "(a fine-grained PAT with the models:read permission)."
         ),
+    ),
+    "azure": ProviderSpec(
+        name="azure",
+        title="Microsoft/Azure AI Foundry",
+        default_endpoint=None,
+        endpoint_envs=("AZURE_ENDPOINT",),
+        credential_envs=("AZURE_API_KEY",),
+        credential_required=True,
+        default_model=None,
+        seed_field="seed",
+        credential_hint=(
+            "No Azure AI Foundry key: set AZURE_API_KEY or pass token= "
+            "(the key of your Foundry resource, Keys and Endpoint page)."
+        ),
+        endpoint_example="https://<resource>.services.ai.azure.com/models",
     ),
     "mistral": ProviderSpec(
         name="mistral",
@@ -71,6 +87,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         credential_required=False,
         default_model=None,
         seed_field="seed",
+        endpoint_example="http://localhost:11434/v1 for Ollama",
     ),
 }
 
@@ -87,6 +104,7 @@ class Settings:
     timeout: float
     max_retries: int
     max_retry_wait: float
+    api_version: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -128,6 +146,20 @@ def _with_org(endpoint: str, org: str) -> str:
     return urlunsplit(parts._replace(path=f"{path}/orgs/{org}/inference"))
 
 
+def _azure_base(endpoint: str) -> str:
+    """A Foundry endpoint in any documented form → the resource base the route hangs off.
+
+    ``https://r.services.ai.azure.com``, ``…/models`` and ``…/models/chat/completions`` all
+    give ``https://r.services.ai.azure.com``; sigla then posts ``…/models/chat/completions``.
+    """
+    parts = urlsplit(endpoint)
+    path = parts.path.rstrip("/")
+    for suffix in ("/chat/completions", "/models"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    return urlunsplit(parts._replace(path=path, query=""))
+
+
 def _strip_v1(endpoint: str) -> str:
     """Accept the OpenAI convention ``http://host/v1``: the SDK appends ``/v1`` itself."""
     trimmed = endpoint.rstrip("/")
@@ -144,6 +176,7 @@ def resolve_settings(
     timeout: float | None = None,
     max_retries: int | None = None,
     max_retry_wait: float | None = None,
+    api_version: str | None = None,
     env: Mapping[str, str] | None = None,
     gh_token: Callable[[], str | None] = gh_cli_token,
     require_token: bool = True,
@@ -179,13 +212,15 @@ def resolve_settings(
         variables = " or ".join(("SIGLA_LLM_ENDPOINT", *spec.endpoint_envs))
         raise ConfigurationError(
             f"Provider {spec.name!r} ({spec.title}) needs an endpoint: set {variables} "
-            "or pass endpoint= (e.g. http://localhost:11434/v1 for Ollama)."
+            f"or pass endpoint= (e.g. {spec.endpoint_example})."
         )
     if not url.startswith(("http://", "https://")):
         raise ConfigurationError(f"Endpoint {url!r} is not an http(s) URL.")
     url = url.rstrip("/")
     if spec.name == "openai":
         url = _strip_v1(url)
+    elif spec.name == "azure":
+        url = _azure_base(url)
 
     org_name = pick("org", org, ("GITHUB_MODELS_ORG",), None) if spec.name == "github" else None
     if org_name:
@@ -213,6 +248,10 @@ def resolve_settings(
             raise InvalidRequestError(f"{name} must be >= 0, got {value!r}.")
         return value
 
+    version = None
+    if spec.name == "azure":
+        version = pick("api_version", api_version, ("AZURE_API_VERSION",), C.AZURE_API_VERSION)
+
     return Settings(
         provider=spec.name,
         endpoint=url,
@@ -222,5 +261,6 @@ def resolve_settings(
         timeout=number("timeout", timeout, C.DEFAULT_TIMEOUT),
         max_retries=int(number("max_retries", max_retries, C.DEFAULT_MAX_RETRIES)),
         max_retry_wait=number("max_retry_wait", max_retry_wait, C.DEFAULT_MAX_RETRY_WAIT),
+        api_version=version,
         sources=sources,
     )

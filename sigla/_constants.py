@@ -8,6 +8,7 @@ DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 GITHUB_MODELS_ENDPOINT = "https://models.github.ai/inference"
 GITHUB_MODELS_RETIRED_ON = "2026-07-30"
+AZURE_API_VERSION = "2024-05-01-preview"  # what mistralai's Azure client sends
 MISTRAL_ENDPOINT = "https://api.mistral.ai"
 MISTRAL_DEFAULT_MODEL = "codestral-latest"
 

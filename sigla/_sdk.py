@@ -62,6 +62,31 @@ def _mistral_class() -> type:
     return Mistral
 
 
+def _azure_client(base: str, api_key: str, client: Any, aclient: Any) -> Any:
+    """mistralai's own Azure client, whose constructor and route differ by major version.
+
+    2.x/3.x: ``MistralAzure(api_key=, server_url=base)`` → ``{base}/models/chat/completions``.
+    1.x: ``mistralai_azure.MistralAzure(azure_endpoint=)`` appends ``/v1``; it gets
+    ``{base}/models`` and the transport shim drops the ``/v1`` (see ``_rebuild``).
+    """
+    try:
+        from mistralai.azure.client import MistralAzure  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from mistralai_azure import MistralAzure  # type: ignore[import-not-found,no-redef]
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"mistralai's Azure client is not installed: {_INSTALL_HINT}"
+            ) from exc
+        return MistralAzure(
+            azure_api_key=api_key,
+            azure_endpoint=f"{base}/models",
+            client=client,
+            async_client=aclient,
+        )
+    return MistralAzure(api_key=api_key, server_url=base, client=client, async_client=aclient)
+
+
 def sdk_version() -> str | None:
     """The installed mistralai version (2.x/3.x have no ``__version__``), or None."""
     try:
@@ -76,6 +101,7 @@ class Wire:
 
     seed_field: str = "seed"
     stream_usage: bool = True  # ask OpenAI-style servers for usage on streams
+    query: tuple[tuple[str, str], ...] = ()  # e.g. Azure's api-version
 
 
 def rewrite_body(body: bytes, wire: Wire) -> bytes:
@@ -103,14 +129,25 @@ def _rebuild(request: httpx.Request, wire: Wire) -> httpx.Request:
 
     headers = request.headers.copy()
     headers["user-agent"] = f"sigla/{__version__} {headers.get('user-agent', '')}".strip()
-    if request.method != "POST" or not request.url.path.endswith("/chat/completions"):
+    url = request.url
+    if url.path.endswith(_AZURE_V1_ROUTE):
+        # mistralai 1.x's Azure client posts {endpoint}/v1/chat/completions; Foundry's
+        # model-inference route, which 2.x/3.x use, has no /v1.
+        url = url.copy_with(path=url.path[: -len(_AZURE_V1_ROUTE)] + "/models/chat/completions")
+    if wire.query:
+        url = url.copy_merge_params(dict(wire.query))
+    if request.method != "POST" or not url.path.endswith("/chat/completions"):
         request.headers = headers
+        request.url = url
         return request
     body = rewrite_body(request.content, wire)
     headers.pop("content-length", None)
     return httpx.Request(
-        request.method, request.url, headers=headers, content=body, extensions=request.extensions
+        request.method, url, headers=headers, content=body, extensions=request.extensions
     )
+
+
+_AZURE_V1_ROUTE = "/models/v1/chat/completions"
 
 
 _lock = threading.Lock()
@@ -192,8 +229,9 @@ def _unused_async_client() -> Any:
 class Backend:
     """One model endpoint as the SDK sees it: the calls ``GitHubLLM`` makes, sync and async."""
 
-    def __init__(self, *, endpoint: str, api_key: str, wire: Wire) -> None:
+    def __init__(self, *, endpoint: str, api_key: str, wire: Wire, azure: bool = False) -> None:
         self._endpoint = endpoint
+        self._azure = azure
         # Never None or "": mistralai would send $MISTRAL_API_KEY, or raise a raw error.
         self._api_key = api_key or "none"
         self._wire = wire
@@ -206,6 +244,8 @@ class Backend:
         return f"Backend(endpoint={self._endpoint!r})"
 
     def _build(self, client: Any, aclient: Any) -> Any:
+        if self._azure:
+            return _azure_client(self._endpoint, self._api_key, client, aclient)
         mistral = _mistral_class()
         return mistral(
             api_key=self._api_key, server_url=self._endpoint, client=client, async_client=aclient

@@ -117,5 +117,64 @@ def models(provider: str | None) -> None:
         )
 
 
+@main.command()
+@click.option("-p", "--provider", help="github, azure, mistral or openai.")
+@click.option("-m", "--model", help="Model to check.")
+@click.option("-e", "--endpoint", help="Base URL to check.")
+@click.option("--no-request", is_flag=True, help="Only show the configuration.")
+def doctor(provider: str | None, model: str | None, endpoint: str | None, no_request: bool) -> None:
+    """Show the resolved configuration and where each value came from, then try one request."""
+    import time
+
+    from ._config import resolve_settings
+    from ._sdk import sdk_version
+    from .llm import GitHubLLM
+
+    click.echo(f"sigla {__version__}, mistralai {sdk_version() or 'not installed'}")
+    try:
+        settings = resolve_settings(
+            provider=provider, model=model, endpoint=endpoint, require_token=False
+        )
+    except ConfigurationError as error:
+        click.echo(f"configuration  FAILED: {error}")
+        sys.exit(EXIT_USAGE)
+    spec = settings.spec
+    rows = [
+        ("provider", f"{spec.name} ({spec.title})", settings.sources.get("provider")),
+        ("endpoint", settings.endpoint, settings.sources.get("endpoint")),
+        ("model", settings.model, settings.sources.get("model")),
+    ]
+    if settings.org:
+        rows.append(("organization", settings.org, settings.sources.get("org")))
+    if settings.api_version:
+        rows.append(("api-version", settings.api_version, settings.sources.get("api_version")))
+    found = settings.token is not None
+    rows.append(("credential", "found" if found else "not found", settings.sources.get("token")))
+    for name, value, source in rows:
+        click.echo(f"{name:<13} {value}" + (f"   (from {source})" if source else ""))
+    if not found and spec.credential_required:
+        click.echo(f"check         FAILED: {spec.credential_hint}")
+        sys.exit(EXIT_USAGE)
+    if no_request:
+        return
+    try:
+        llm = GitHubLLM(
+            provider=settings.provider,
+            model=settings.model,
+            endpoint=endpoint,  # resolved again the same way; org and /v1 handling included
+            token=settings.token,
+            max_retries=1,
+            max_retry_wait=5,
+        )
+        started = time.perf_counter()
+        result = llm.complete("Reply with OK.", max_tokens=5)
+    except LLMError as error:
+        click.echo("check         FAILED: " + " ".join(str(error).split()))
+        sys.exit(EXIT_USAGE if isinstance(error, ConfigurationError) else EXIT_ERROR)
+    elapsed = (time.perf_counter() - started) * 1000
+    served = f", served by {result.model}" if result.model else ""
+    click.echo(f"check         OK: the model answered in {elapsed:.0f} ms{served}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

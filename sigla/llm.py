@@ -126,6 +126,7 @@ class GitHubLLM:
         timeout: float | None = None,
         max_retries: int | None = None,
         max_retry_wait: float | None = None,
+        api_version: str | None = None,
         sleep: Callable[[float], object] = time.sleep,
         async_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -140,6 +141,7 @@ class GitHubLLM:
             timeout=timeout,
             max_retries=max_retries,
             max_retry_wait=max_retry_wait,
+            api_version=api_version,
         )
         chosen = temperature if temperature is not None else temp
         self.temperature: float = C.DEFAULT_TEMPERATURE if chosen is None else float(chosen)
@@ -180,12 +182,18 @@ class GitHubLLM:
         if self._backend is None:
             from ._sdk import Backend, Wire
 
+            settings = self.settings
+            query = (("api-version", settings.api_version),) if settings.api_version else ()
             wire = Wire(
-                seed_field=self.settings.spec.seed_field,
-                stream_usage=self.settings.spec.seed_field == "seed",
+                seed_field=settings.spec.seed_field,
+                stream_usage=settings.spec.seed_field == "seed",
+                query=query,
             )
             self._backend = Backend(
-                endpoint=self.settings.endpoint, api_key=self.settings.token or "", wire=wire
+                endpoint=settings.endpoint,
+                api_key=settings.token or "",
+                wire=wire,
+                azure=settings.provider == "azure",
             )
         return self._backend
 

@@ -829,7 +829,8 @@ class FakeGitHubModels:
 
     Start it with ``with FakeGitHubModels() as fake:`` (or :meth:`start`/:meth:`stop`) and
     point a client at :attr:`url`. Script answers with :meth:`reply`, :meth:`fail` and
-    :meth:`retire`; inspect what arrived with :attr:`requests`.
+    :meth:`retire`; inspect what arrived with :attr:`requests` and what is still being
+    answered with :attr:`in_flight`.
 
     Keyword options (all but ``host``, ``port``, ``tokens``, ``catalog`` and ``clock`` are
     plain attributes that a test may change while the double runs):
@@ -1056,6 +1057,15 @@ class FakeGitHubModels:
             return self._log[-1] if self._log else None
 
     @property
+    def in_flight(self) -> int:
+        """Admitted inference requests whose answer is not complete yet (streams included).
+
+        Useful to check that a client closed its streams: ``assert fake.in_flight == 0``.
+        """
+        with self._lock:
+            return sum(self._in_flight.values())
+
+    @property
     def catalog(self) -> list[dict[str, Any]]:
         """A copy of the catalog served at ``GET /catalog/models``."""
         return json.loads(_dumps(self._catalog))
@@ -1133,15 +1143,17 @@ class FakeGitHubModels:
         if refusal is not None:
             return ex.send(refusal)
         assert model is not None
-        refusal = self._admit(inc.token_sha256 or "", model)
+        token = inc.token_sha256 or ""
+        refusal = self._admit(token, model)
         if refusal is not None:
             return ex.send(refusal)
+        ex.on_last_bytes = lambda: self._release(token)
         try:
             if inc.kind == "embeddings":
                 return self._answer_embeddings(ex, body, model, fault)
             self._answer_chat(ex, inc, body, model, fault)
         finally:
-            self._release(inc.token_sha256 or "")
+            ex.end_flight()
 
     def _validate(self, inc: _Incoming, body: dict[str, Any], model: str | None) -> _Answer | None:
         """Checks 3 and 4: api-version, credentials, body and model id."""
@@ -1321,11 +1333,20 @@ class _Exchange:
     def __init__(self, fake: FakeGitHubModels, handler: _Handler, record: RecordedRequest) -> None:
         self.fake, self.handler, self.record = fake, handler, record
         self.answered = False
+        # Frees the in-flight slot. Called just before the bytes that complete the answer, so
+        # a client that has read a whole answer never finds its slot still taken.
+        self.on_last_bytes: Callable[[], None] | None = None
+
+    def end_flight(self) -> None:
+        release, self.on_last_bytes = self.on_last_bytes, None
+        if release is not None:
+            release()
 
     def send(self, answer: _Answer) -> None:
         self.fake._sleep(self.fake.latency)
         self.answered = True
         if answer.disconnect:
+            self.end_flight()
             self.handler.drop()
             return
         self.record = self.fake._set_status(self.record, answer.status)
@@ -1335,6 +1356,7 @@ class _Exchange:
         for name, value in answer.headers.items():
             h.send_header(name, value)
         h.send_header("Content-Length", str(len(answer.body)))
+        self.end_flight()
         h.end_headers()
         if h.command != "HEAD":
             h.wfile.write(answer.body)
@@ -1355,6 +1377,7 @@ class _Exchange:
         h.end_headers()
         for i, (kind, data) in enumerate(events):
             if kind == "cut":
+                self.end_flight()
                 h.drop()  # no terminating zero-length chunk: the body is incomplete
                 return
             if i:
@@ -1362,6 +1385,7 @@ class _Exchange:
             h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             if kind == "content":
                 times.append(time.perf_counter())
+        self.end_flight()
         h.wfile.write(b"0\r\n\r\n")
 
 

@@ -893,7 +893,7 @@ def test_concurrency_refuses_requests_beyond_the_cap() -> None:
         results: list[int] = []
         worker = threading.Thread(target=lambda: results.append(call(fake, CHAT, chat()).status))
         worker.start()
-        _wait_for(lambda: len(fake.requests) == 1)
+        _wait_for(lambda: fake.in_flight == 1)
         refused = call(fake, CHAT, chat())
         worker.join()
         assert results == [200]
@@ -915,9 +915,11 @@ def test_a_stream_is_in_flight_until_it_ends() -> None:
         )
         resp = conn.getresponse()
         assert resp.status == 200
+        assert fake.in_flight == 1
         assert call(fake, CHAT, chat()).status == 429
         resp.read()
         conn.close()
+        assert fake.in_flight == 0
         assert call(fake, CHAT, chat()).status == 200
 
 

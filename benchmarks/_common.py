@@ -1,0 +1,99 @@
+"""Small helpers shared by the benchmark scripts: statistics, formatting, the SDK import.
+
+The benchmarks compare sigla against a baseline measured in the same run, because absolute
+timings on a shared machine mean little; these helpers keep their output uniform.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Settings that GitHubLLM would read from the environment and that would change what is measured.
+_SIGLA_ENVS = ("SIGLA_LLM_PROVIDER", "SIGLA_LLM_ENDPOINT", "SIGLA_LLM_MODEL", "GITHUB_MODELS_ORG")
+
+
+def use_this_checkout() -> None:
+    """Import sigla from this repository and ignore environment settings that would redirect it."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    for name in _SIGLA_ENVS:
+        os.environ.pop(name, None)
+
+
+def mistral_class() -> type:
+    """``Mistral``, imported the version-robust way (2.x/3.x first, then 1.x)."""
+    try:
+        from mistralai.client import Mistral  # type: ignore[attr-defined]
+    except ImportError:
+        from mistralai import Mistral  # type: ignore[attr-defined,no-redef]
+    return Mistral
+
+
+def mistralai_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mistralai")
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def p90(values: Sequence[float]) -> float:
+    """The 90th percentile (nearest rank), robust for the few hundred samples used here."""
+    ordered = sorted(values)
+    rank = max(1, -(-9 * len(ordered) // 10))  # ceil(0.9 n)
+    return ordered[rank - 1]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:8.3f} ms"
+
+
+def us(seconds: float) -> str:
+    return f"{seconds * 1e6:8.1f} µs"
+
+
+def row(label: str, values: Sequence[float], fmt: Callable[[float], str] = ms) -> str:
+    """``label  median …  p90 …  (n=…)`` for one series of timings in seconds."""
+    return (
+        f"  {label:<26} median {fmt(median(values))}   p90 {fmt(p90(values))}   (n={len(values)})"
+    )
+
+
+def interleaved(
+    runners: dict[str, Callable[[], Any]], rounds: int, *, seed: int = 0
+) -> dict[str, list[Any]]:
+    """Run every runner once per round, in a freshly shuffled order, and collect the results.
+
+    Shuffling each round spreads machine noise and any first-in-round effect evenly over
+    the contenders, so their medians stay comparable.
+    """
+    rng = random.Random(seed)
+    names = list(runners)
+    results: dict[str, list[Any]] = {name: [] for name in names}
+    for _ in range(rounds):
+        rng.shuffle(names)
+        for name in names:
+            results[name].append(runners[name]())
+    return results
+
+
+def result_line(name: str, ratio: float | None, target: float | None) -> str:
+    """The last line of every benchmark: ``RESULT <name> ratio=X.XXx target<=Y (PASS|MISS)``."""
+    shown = "n/a" if ratio is None else f"{ratio:.2f}x"
+    if target is None:
+        return f"RESULT {name} ratio={shown} target=report"
+    verdict = "PASS" if ratio is not None and ratio <= target else "MISS"
+    return f"RESULT {name} ratio={shown} target<={target:.2f} ({verdict})"
