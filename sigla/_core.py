@@ -34,7 +34,17 @@ from .errors import (
     StreamError,
 )
 
-__all__ = ["Completion", "Usage", "StreamAssembler", "build_messages", "build_call", "translate"]
+__all__ = [
+    "Completion",
+    "Usage",
+    "Wire",
+    "StreamAssembler",
+    "build_messages",
+    "build_call",
+    "rewrite_body",
+    "fill_completion_body",
+    "translate",
+]
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -137,6 +147,71 @@ def build_call(
     return call
 
 
+# ---------------------------------------------------------------- the wire
+
+
+@dataclass(frozen=True)
+class Wire:
+    """How the request body must look on the wire for one family of services."""
+
+    seed_field: str = "seed"
+    stream_usage: bool = True  # ask OpenAI-style servers for usage on streams
+    query: tuple[tuple[str, str], ...] = ()  # e.g. Azure's api-version
+
+
+def rewrite_body(body: bytes, wire: Wire) -> bytes:
+    """The SDK's JSON body as the service expects it.
+
+    No SDK argument can rename ``random_seed`` (OpenAI-style services read ``seed``), drop
+    the ``"prefix": false`` it adds to assistant messages, or ask for usage on streams.
+    """
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict):
+        return body
+    if wire.seed_field != "random_seed" and "random_seed" in data:
+        data[wire.seed_field] = data.pop("random_seed")
+    for message in data.get("messages") or ():
+        if isinstance(message, dict) and message.get("prefix") is False:
+            del message["prefix"]
+    if wire.stream_usage and data.get("stream"):
+        data.setdefault("stream_options", {"include_usage": True})
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+_HAS_FIELDS = [
+    re.compile(rb'"usage"\s*:\s*\{'),
+    re.compile(rb'"object"\s*:'),
+    re.compile(rb'"created"\s*:'),
+]
+
+
+def fill_completion_body(body: bytes) -> bytes | None:
+    """A chat answer with ``usage``, ``object`` and ``created`` filled in, or None if complete.
+
+    mistralai refuses a 200 answer without them, and some OpenAI-compatible servers omit
+    them. The usage filled in is all zeros, which :func:`completion_from_sdk` reports as
+    "unknown" (None): a real answer always counts at least one prompt token.
+    """
+    if all(pattern.search(body) for pattern in _HAS_FIELDS):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        return None
+    data.setdefault("object", "chat.completion")
+    data.setdefault("created", 0)
+    data.setdefault("id", "")
+    data.setdefault("model", "")
+    if not isinstance(data.get("usage"), dict):
+        data["usage"] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
 # ---------------------------------------------------------------- responses
 
 
@@ -184,6 +259,8 @@ def _usage(raw: Any) -> Usage | None:
     if not any(isinstance(n, int) for n in numbers):
         return None
     p, c, t = (n if isinstance(n, int) else 0 for n in numbers)
+    if p == c == t == 0:
+        return None  # filled in by fill_completion_body: the server did not say
     return Usage(prompt_tokens=p, completion_tokens=c, total_tokens=t or p + c)
 
 

@@ -25,6 +25,7 @@ from ._core import (
     Completion,
     StreamAssembler,
     Usage,
+    Wire,
     build_call,
     build_messages,
     check_filtered,
@@ -180,7 +181,7 @@ class GitHubLLM:
 
     def _sdk(self) -> Any:
         if self._backend is None:
-            from ._sdk import Backend, Wire
+            from ._sdk import Backend
 
             settings = self.settings
             query = (("api-version", settings.api_version),) if settings.api_version else ()
@@ -349,15 +350,11 @@ class GitHubLLM:
         """The service's model catalog (``GET /catalog/models``), for ``sigla models``."""
         from urllib.parse import urlsplit
 
-        from ._sdk import sync_client
-
         parts = urlsplit(self.settings.endpoint)
         url = f"{parts.scheme}://{parts.netloc}/catalog/models"
         headers = {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
         with translating(self.settings):
-            response = sync_client(self._sdk()._wire).get(
-                url, headers=headers, timeout=self.settings.timeout
-            )
+            response = self._sdk().get(url, headers=headers, timeout=self.settings.timeout)
             if response.status_code >= 400:
                 raise error_from_status(
                     response.status_code, response.text, response.headers, self.settings

@@ -83,7 +83,7 @@ def test_package_ships_py_typed():
 def test_wire_rewrite_is_pure_and_keeps_mistral_names_for_mistral():
     import json
 
-    from sigla._sdk import Wire, rewrite_body
+    from sigla._core import Wire, rewrite_body
 
     body = json.dumps(
         {

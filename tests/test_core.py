@@ -1,0 +1,130 @@
+"""The I/O-free core: wire fixes, answer parsing, and the status → error mapping."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sigla._config import resolve_settings
+from sigla._core import StreamAssembler, error_from_status, fill_completion_body
+from sigla.errors import (
+    APIStatusError,
+    AuthenticationError,
+    ContentFilteredError,
+    GitHubModelsRetiredError,
+    InputTooLargeError,
+    ModelNotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    StreamError,
+)
+
+SETTINGS = resolve_settings(token="t" * 12, env={})
+
+
+def envelope(code: str, message: str) -> str:
+    return json.dumps({"error": {"code": code, "message": message, "details": message}})
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "cls"),
+    [
+        (401, envelope("unauthorized", "Bad credentials"), {}, AuthenticationError),
+        (403, envelope("no_access", "No access to model: openai/gpt-5"), {}, PermissionDeniedError),
+        (404, envelope("unknown_model", "Unknown model: x/y"), {}, ModelNotFoundError),
+        (
+            400,
+            "Model not found; expected format: {publisher}/{model_name}.",
+            {},
+            ModelNotFoundError,
+        ),
+        (413, envelope("tokens_limit_reached", "Max size: 8000 tokens."), {}, InputTooLargeError),
+        (429, envelope("RateLimitReached", "Rate limit"), {"retry-after": "9"}, RateLimitError),
+        (400, envelope("content_filter", "filtered"), {}, ContentFilteredError),
+        (408, "", {}, ServerError),
+        (502, "<html>Bad Gateway</html>", {}, ServerError),
+        (410, "", {}, GitHubModelsRetiredError),
+        (403, "", {"Sunset": "Thu, 30 Jul 2026 00:00:00 GMT"}, GitHubModelsRetiredError),
+        (404, "", {"deprecation": "@1777939200"}, GitHubModelsRetiredError),
+        (409, envelope("conflict", "Conflict"), {}, APIStatusError),
+    ],
+)
+def test_each_status_maps_to_one_meaning(status, body, headers, cls):
+    error = error_from_status(status, body, headers, SETTINGS)
+    assert type(error) is cls
+
+
+def test_azure_deployment_not_found_is_model_not_found():
+    settings = resolve_settings(
+        provider="azure", endpoint="https://r.x", model="m", token="k" * 10, env={}
+    )
+    error = error_from_status(404, envelope("DeploymentNotFound", "no such"), {}, settings)
+    assert isinstance(error, ModelNotFoundError)
+
+
+def test_retirement_headers_mean_nothing_for_other_providers():
+    settings = resolve_settings(provider="openai", endpoint="http://h", model="m", env={})
+    assert not isinstance(error_from_status(410, "", {}, settings), GitHubModelsRetiredError)
+
+
+def test_fill_completion_body_leaves_a_complete_answer_alone():
+    body = json.dumps(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+    ).encode()
+    assert fill_completion_body(body) is None
+
+
+def test_fill_completion_body_adds_what_a_minimal_server_omits():
+    body = json.dumps(
+        {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}
+    ).encode()
+    filled = json.loads(fill_completion_body(body))
+    assert filled["object"] == "chat.completion"
+    assert filled["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert filled["choices"][0]["message"]["content"] == "hi"
+
+
+def test_stream_assembler_reads_githubs_sequence():
+    assembler = StreamAssembler()
+    events = [
+        {"choices": [], "created": 0, "id": "", "object": "", "prompt_filter_results": []},
+        {
+            "id": "c1",
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}],
+        },
+        {"id": "c1", "model": "m", "choices": [{"index": 0, "delta": {"content": "Hel"}}]},
+        {"id": "c1", "model": "m", "choices": [{"index": 0, "delta": {"content": "lo"}}]},
+        {
+            "id": "c1",
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": None}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+        },
+    ]
+    assert [assembler.feed(e) for e in events] == [None, None, "Hel", "lo", None]
+    done = assembler.finish()
+    assert (done.text, done.finish_reason, done.usage.total_tokens) == ("Hello", "stop", 5)
+    assert (done.model, done.id) == ("m", "c1")
+
+
+def test_stream_assembler_refuses_an_unfinished_stream():
+    assembler = StreamAssembler()
+    assembler.feed({"choices": [{"index": 0, "delta": {"content": "par"}}]})
+    with pytest.raises(StreamError) as caught:
+        assembler.finish()
+    assert caught.value.text == "par"
+
+
+def test_stream_assembler_refuses_an_error_event():
+    with pytest.raises(StreamError, match="overloaded"):
+        StreamAssembler().feed({"error": {"message": "overloaded"}})
