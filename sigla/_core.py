@@ -117,6 +117,18 @@ def build_messages(
     ]
 
 
+def check_sampling(
+    *, temperature: float | None = None, top_p: float | None = None, max_tokens: int | None = None
+) -> None:
+    """Refuse out-of-range sampling options before anything is sent."""
+    if temperature is not None and not 0 <= temperature <= 2:
+        raise InvalidRequestError(f"temperature must be between 0 and 2, got {temperature!r}.")
+    if top_p is not None and not 0 <= top_p <= 1:
+        raise InvalidRequestError(f"top_p must be between 0 and 1, got {top_p!r}.")
+    if max_tokens is not None and max_tokens < 1:
+        raise InvalidRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}.")
+
+
 def build_call(
     settings: Settings,
     messages: list[dict[str, Any]],
@@ -128,12 +140,7 @@ def build_call(
     seed: int | None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``chat.complete``/``chat.stream``, with every ``None`` dropped."""
-    if temperature is not None and not 0 <= temperature <= 2:
-        raise InvalidRequestError(f"temperature must be between 0 and 2, got {temperature!r}.")
-    if top_p is not None and not 0 <= top_p <= 1:
-        raise InvalidRequestError(f"top_p must be between 0 and 1, got {top_p!r}.")
-    if max_tokens is not None and max_tokens < 1:
-        raise InvalidRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}.")
+    check_sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
     call: dict[str, Any] = {"model": settings.model, "messages": messages}
     optional = {
         "temperature": temperature,
@@ -157,6 +164,13 @@ class Wire:
     seed_field: str = "seed"
     stream_usage: bool = True  # ask OpenAI-style servers for usage on streams
     query: tuple[tuple[str, str], ...] = ()  # e.g. Azure's api-version
+
+
+def wire_for(settings: Settings) -> Wire:
+    """The wire profile of a provider: how its services spell the body and query."""
+    query = (("api-version", settings.api_version),) if settings.api_version else ()
+    seed_field = settings.spec.seed_field
+    return Wire(seed_field=seed_field, stream_usage=seed_field == "seed", query=query)
 
 
 def rewrite_body(body: bytes, wire: Wire) -> bytes:

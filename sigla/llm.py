@@ -25,14 +25,15 @@ from ._core import (
     Completion,
     StreamAssembler,
     Usage,
-    Wire,
     build_call,
     build_messages,
     check_filtered,
+    check_sampling,
     completion_from_sdk,
     error_from_status,
     iter_sse_json,
     translating,
+    wire_for,
 )
 from ._retry import next_delay
 from .errors import (
@@ -146,15 +147,7 @@ class GitHubLLM:
         )
         chosen = temperature if temperature is not None else temp
         self.temperature: float = C.DEFAULT_TEMPERATURE if chosen is None else float(chosen)
-        build_call(
-            self.settings,
-            [],
-            temperature=self.temperature,
-            max_tokens=None,
-            top_p=None,
-            stop=None,
-            seed=None,
-        )  # validates the temperature now
+        check_sampling(temperature=self.temperature)
         self._sleep = sleep
         self._async_sleep = async_sleep
         self._backend: Any = None
@@ -183,18 +176,11 @@ class GitHubLLM:
         if self._backend is None:
             from ._sdk import Backend
 
-            settings = self.settings
-            query = (("api-version", settings.api_version),) if settings.api_version else ()
-            wire = Wire(
-                seed_field=settings.spec.seed_field,
-                stream_usage=settings.spec.seed_field == "seed",
-                query=query,
-            )
             self._backend = Backend(
-                endpoint=settings.endpoint,
-                api_key=settings.token or "",
-                wire=wire,
-                azure=settings.provider == "azure",
+                endpoint=self.settings.endpoint,
+                api_key=self.settings.token or "",
+                wire=wire_for(self.settings),
+                azure=self.settings.provider == "azure",
             )
         return self._backend
 
@@ -221,7 +207,10 @@ class GitHubLLM:
             seed=seed,
         )
 
-    def _delay(self, error: LLMError, attempt: int, what: str, started: bool | None = None):
+    def _delay(
+        self, error: LLMError, attempt: int, what: str, started: bool | None = None
+    ) -> float | None:
+        """Seconds to wait before the next attempt (logged), or None to raise ``error``."""
         delay = next_delay(
             error,
             attempt,
