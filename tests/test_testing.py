@@ -10,6 +10,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -107,17 +108,30 @@ def test_public_names_are_exported_and_documented() -> None:
     assert RecordedRequest.__doc__
 
 
-def test_module_imports_nothing_else_from_sigla() -> None:
-    with open(testing.__file__, encoding="utf-8") as source:
-        tree = ast.parse(source.read())
-    modules = {
-        alias.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    }
-    modules |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not {m for m in modules if m.split(".")[0] == "sigla"}
+def test_package_imports_nothing_else_from_sigla() -> None:
+    package = Path(testing.__file__).parent
+    files = sorted(package.rglob("*.py"))
+    assert package.name == "testing" and len(files) > 1
+    outside = []
+    for path in files:
+        depth = len(path.relative_to(package).parts)  # how many dots stay inside the package
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                if node.level > depth:
+                    outside.append(f"{path.name}: from {'.' * node.level}{node.module or ''}")
+                continue
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            outside += [
+                f"{path.name}: {m}"
+                for m in modules
+                if m.split(".")[0] == "sigla" and m.split(".")[:2] != ["sigla", "testing"]
+            ]
+    assert not outside
 
 
 def test_urls_point_at_the_running_double(fake: FakeGitHubModels) -> None:
