@@ -69,7 +69,7 @@ def _read_prompt(prompt: str | None) -> str:
 @click.option("-s", "--system", help='System prompt (default: "You are a helpful assistant.").')
 @click.option("-t", "--temperature", type=float, help="Sampling temperature, 0 to 2.")
 @click.option("--max-tokens", type=int, help="Cap on the answer's length in tokens.")
-@click.option("-p", "--provider", help="github, mistral or openai (default: SIGLA_LLM_PROVIDER).")
+@click.option("-p", "--provider", help="github, azure, mistral or openai (default: github).")
 @click.option("--no-stream", is_flag=True, help="Print the whole answer at once.")
 @_fails_cleanly
 def chat(
@@ -101,7 +101,7 @@ def chat(
 
 
 @main.command()
-@click.option("-p", "--provider", help="Provider whose catalog to list (default: github).")
+@click.option("-p", "--provider", help="github, mistral or openai (default: SIGLA_LLM_PROVIDER).")
 @_fails_cleanly
 def models(provider: str | None) -> None:
     """List the models of the catalog: id, rate-limit tier, input/output token limits."""

@@ -336,11 +336,25 @@ class GitHubLLM:
             attempt += 1
 
     def models(self) -> list[ModelInfo]:
-        """The service's model catalog (``GET /catalog/models``), for ``sigla models``."""
+        """The models the provider offers, for ``sigla models``.
+
+        GitHub's catalog (``GET /catalog/models``); ``GET /v1/models`` for Mistral's API
+        and OpenAI-compatible servers. Azure AI Foundry has no such list: its models are
+        your deployments.
+        """
         from urllib.parse import urlsplit
 
-        parts = urlsplit(self.settings.endpoint)
-        url = f"{parts.scheme}://{parts.netloc}/catalog/models"
+        if self.provider == "azure":
+            raise ConfigurationError(
+                "Azure AI Foundry has no model list sigla can read: the models are your "
+                "deployments (Foundry portal → Models + endpoints); pass the deployed name "
+                "as model= or SIGLA_LLM_MODEL."
+            )
+        if self.provider == "github":
+            parts = urlsplit(self.settings.endpoint)
+            url = f"{parts.scheme}://{parts.netloc}/catalog/models"
+        else:
+            url = f"{self.settings.endpoint}/v1/models"
         headers = {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
         with translating(self.settings):
             response = self._sdk().get(url, headers=headers, timeout=self.settings.timeout)
@@ -455,14 +469,17 @@ class GitHubLLM:
 
 
 def _model_info(entry: Mapping[str, Any]) -> ModelInfo:
+    """A catalog entry (GitHub) or a ``/v1/models`` entry (OpenAI-style, Mistral)."""
     limits = entry.get("limits") or {}
     model_id = str(entry.get("id") or entry.get("name") or "")
     return ModelInfo(
         id=model_id,
         name=str(entry.get("name") or model_id),
-        publisher=str(entry.get("publisher") or model_id.partition("/")[0]),
+        publisher=str(
+            entry.get("publisher") or entry.get("owned_by") or model_id.partition("/")[0]
+        ),
         rate_limit_tier=entry.get("rate_limit_tier"),
-        max_input_tokens=limits.get("max_input_tokens"),
+        max_input_tokens=limits.get("max_input_tokens") or entry.get("max_context_length"),
         max_output_tokens=limits.get("max_output_tokens"),
         capabilities=tuple(entry.get("capabilities") or ()),
     )

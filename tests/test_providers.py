@@ -250,3 +250,17 @@ def test_doctor_with_an_unusable_configuration(fake):
 def test_the_double_never_stores_the_credential(fake, provider_llm):
     provider_llm.chat("hi")
     assert TOKEN not in repr(fake.requests)
+
+
+@pytest.mark.parametrize("provider", ["mistral", "openai"])
+def test_models_lists_v1_models_for_mistral_and_openai_servers(fake, make_llm, provider):
+    llm = make_llm(provider=provider, **provider_kwargs(provider, fake))
+    ids = {m.id for m in llm.models()}
+    assert "Codestral-2501" in ids
+    assert fake.last_request.path == "/v1/models"
+
+
+def test_models_for_azure_explains_that_deployments_are_the_models(fake, make_llm):
+    llm = make_llm(provider="azure", **provider_kwargs("azure", fake))
+    with pytest.raises(ConfigurationError, match="deployments"):
+        llm.models()

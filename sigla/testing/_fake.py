@@ -42,6 +42,7 @@ from ._payloads import (
     _fingerprint,
     _json_answer,
     _message_texts,
+    _model_list,
     _Outcome,
     _rate_limited,
     _retirement,
@@ -422,6 +423,8 @@ class FakeGitHubModels:
             return ex.send(_retirement(retired))
         if inc.kind == "catalog":
             return ex.send(_json_answer(200, self._catalog))
+        if inc.kind == "model_list":  # OpenAI/Mistral style: GET /v1/models
+            return ex.send(_json_answer(200, _model_list(self._catalog)))
 
         body = inc.body if isinstance(inc.body, dict) else {}
         model = body.get("model") if isinstance(body.get("model"), str) else None

@@ -49,8 +49,9 @@ _ROUTES: tuple[tuple[re.Pattern[str], str, Route], ...] = (
     (re.compile(r"/models/embeddings"), "embeddings", "azure"),
     (re.compile(r"/v1/chat/completions"), "chat", "v1"),
     (re.compile(r"/v1/embeddings"), "embeddings", "v1"),
+    (re.compile(r"/v1/models"), "model_list", "v1"),
 )
-_METHODS = {"chat": "POST", "embeddings": "POST", "catalog": "GET"}
+_METHODS = {"chat": "POST", "embeddings": "POST", "catalog": "GET", "model_list": "GET"}
 _GITHUB_MODEL_ID = re.compile(r"[^/\s]+/[^/\s]+")
 
 

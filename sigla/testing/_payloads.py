@@ -38,6 +38,7 @@ __all__ = [
     "_bad_credentials",
     "_completion_body",
     "_default_catalog",
+    "_model_list",
     "_dumps",
     "_echo",
     "_embeddings_body",
@@ -141,6 +142,23 @@ class _Answer:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     disconnect: bool = False
+
+
+def _model_list(catalog: list[dict[str, Any]]) -> dict[str, Any]:
+    """``GET /v1/models`` as OpenAI-compatible servers and Mistral's API answer it."""
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": str(entry.get("id", "")).split("/")[-1],
+                "object": "model",
+                "created": 0,
+                "owned_by": entry.get("publisher", ""),
+                "max_context_length": (entry.get("limits") or {}).get("max_input_tokens"),
+            }
+            for entry in catalog
+        ],
+    }
 
 
 def _dumps(obj: Any, *, sort: bool = False) -> bytes:
