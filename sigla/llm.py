@@ -58,6 +58,8 @@ from .errors import (
 
 __all__ = [
     "GitHubLLM",
+    "TextStream",
+    "AsyncTextStream",
     "Completion",
     "Usage",
     "ModelInfo",
@@ -98,6 +100,53 @@ class ModelInfo:
     max_input_tokens: int | None
     max_output_tokens: int | None
     capabilities: tuple[str, ...]
+
+
+class TextStream(Iterator[str]):
+    """The pieces of a streamed answer, yielded as they arrive (``for piece in stream``).
+
+    Once it has ended, ``completion`` holds the whole answer with its ``finish_reason`` and
+    ``usage``. ``close()``, or leaving a ``with`` block, stops it early and closes the
+    connection.
+    """
+
+    def __init__(self, pieces: Callable[[TextStream], Iterator[str]]) -> None:
+        self.completion: Completion | None = None
+        self._pieces = pieces(self)
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def close(self) -> None:
+        """Stop the stream and close its connection."""
+        self._pieces.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> TextStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncTextStream(AsyncIterator[str]):
+    """Async twin of :class:`TextStream`: ``async for piece in stream``; ``await aclose()``."""
+
+    def __init__(self, pieces: Callable[[AsyncTextStream], AsyncIterator[str]]) -> None:
+        self.completion: Completion | None = None
+        self._pieces = pieces(self)
+
+    async def __anext__(self) -> str:
+        return await self._pieces.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the stream and close its connection."""
+        await self._pieces.aclose()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> AsyncTextStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 class GitHubLLM:
@@ -299,16 +348,16 @@ class GitHubLLM:
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
-    ) -> Iterator[str]:
+    ) -> TextStream:
         """Yield the answer piece by piece as the service sends it.
 
         Raises :class:`~sigla.errors.StreamError` if the stream is cut or ends without a
         ``finish_reason`` (the text received so far is on the error), never ends silently.
         """
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
-        return self._stream(call)
+        return TextStream(lambda stream: self._stream(call, stream))
 
-    def _stream(self, call: dict[str, Any]) -> Iterator[str]:
+    def _stream(self, call: dict[str, Any], sink: TextStream) -> Iterator[str]:
         backend = self._sdk()
         attempt = 0
         while True:
@@ -322,7 +371,8 @@ class GitHubLLM:
                         if piece:
                             started = True
                             yield piece
-                    check_filtered(assembler.finish())
+                    sink.completion = assembler.finish()
+                    check_filtered(sink.completion)
                 return
             except LLMError as error:
                 if isinstance(error, StreamError) and not error.text:
@@ -432,12 +482,12 @@ class GitHubLLM:
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncTextStream:
         """Async twin of :meth:`stream`: ``async for piece in llm.astream(...)``."""
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
-        return self._astream(call)
+        return AsyncTextStream(lambda stream: self._astream(call, stream))
 
-    async def _astream(self, call: dict[str, Any]) -> AsyncIterator[str]:
+    async def _astream(self, call: dict[str, Any], sink: AsyncTextStream) -> AsyncIterator[str]:
         backend = self._sdk()
         attempt = 0
         while True:
@@ -454,7 +504,8 @@ class GitHubLLM:
                                 yield piece
                         if event.data.strip() == "[DONE]":
                             break
-                    check_filtered(assembler.finish())
+                    sink.completion = assembler.finish()
+                    check_filtered(sink.completion)
                 return
             except LLMError as error:
                 if isinstance(error, StreamError) and not error.text:

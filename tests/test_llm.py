@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 
 import pytest
 from conftest import TOKEN, run_chat, run_complete, run_stream
@@ -136,9 +137,14 @@ def test_stream_yields_each_piece_as_it_arrives(fake, llm):
 
 def test_stopping_a_stream_early_closes_it(fake, llm):
     fake.reply("a b c", chunks=["a ", "b ", "c"])
+    fake.chunk_delay = 0.02
     stream = llm.stream("hi")
     assert next(stream) == "a "
     stream.close()
+    deadline = time.monotonic() + 2
+    while fake.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fake.in_flight == 0
     assert llm.chat("again") == "Echo: again"
 
 
@@ -495,3 +501,46 @@ def test_concurrent_async_calls_share_one_client(llm):
         return await asyncio.gather(*(llm.achat(f"q{i}") for i in range(5)))
 
     assert asyncio.run(many()) == [f"Echo: q{i}" for i in range(5)]
+
+
+def test_a_finished_stream_carries_its_completion_with_usage(fake, llm):
+    fake.reply(
+        "ab",
+        chunks=["a", "b"],
+        usage={"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6},
+    )
+    with llm.stream("hi") as stream:
+        assert stream.completion is None
+        assert "".join(stream) == "ab"
+    assert stream.completion.finish_reason == "stop"
+    assert stream.completion.usage.total_tokens == 6
+    assert stream.completion.text == "ab"
+
+
+def test_a_finished_async_stream_carries_its_completion(fake, llm):
+    fake.reply("ab", chunks=["a", "b"])
+
+    async def consume():
+        async with llm.astream("hi") as stream:
+            pieces = [piece async for piece in stream]
+        return pieces, stream.completion
+
+    pieces, completion = asyncio.run(consume())
+    assert pieces == ["a", "b"]
+    assert completion.text == "ab" and completion.finish_reason == "stop"
+
+
+def test_leaving_an_async_stream_early_closes_its_connection(fake, llm):
+    fake.reply("a b c", chunks=["a ", "b ", "c"])
+    fake.chunk_delay = 0.02
+
+    async def consume():
+        async with llm.astream("hi") as stream:
+            async for _piece in stream:
+                break
+
+    asyncio.run(consume())
+    deadline = time.monotonic() + 2
+    while fake.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fake.in_flight == 0
