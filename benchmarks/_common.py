@@ -68,7 +68,7 @@ def us(seconds: float) -> str:
 def row(label: str, values: Sequence[float], fmt: Callable[[float], str] = ms) -> str:
     """``label  median …  p90 …  (n=…)`` for one series of timings in seconds."""
     return (
-        f"  {label:<26} median {fmt(median(values))}   p90 {fmt(p90(values))}   (n={len(values)})"
+        f"  {label:<28} median {fmt(median(values))}   p90 {fmt(p90(values))}   (n={len(values)})"
     )
 
 

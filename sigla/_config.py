@@ -7,8 +7,6 @@ all of them, and it records where every value came from so ``sigla doctor`` can 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
@@ -114,6 +112,9 @@ class Settings:
 
 def gh_cli_token(timeout: float = C.GH_CLI_TIMEOUT) -> str | None:
     """The GitHub CLI's token (`gh auth token`) when gh is installed and logged in."""
+    import shutil
+    import subprocess
+
     gh = shutil.which("gh")
     if gh is None:
         return None

@@ -6,7 +6,6 @@ so tests check the policy without waiting.
 
 from __future__ import annotations
 
-import email.utils
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +38,8 @@ def retry_after_from_headers(
         except ValueError:
             pass
         if name == "retry-after":
+            import email.utils
+
             try:
                 when = email.utils.parsedate_to_datetime(raw).timestamp()
             except (TypeError, ValueError, IndexError):

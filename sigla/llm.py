@@ -12,7 +12,6 @@ backoff. Importing this module is cheap: ``mistralai`` is imported on the first 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -102,6 +101,13 @@ class ModelInfo:
     capabilities: tuple[str, ...]
 
 
+async def _asyncio_sleep(seconds: float) -> None:
+    """``asyncio.sleep``, imported on first use: asyncio costs ~35 ms to import."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
+
 class TextStream(Iterator[str]):
     """The pieces of a streamed answer, yielded as they arrive (``for piece in stream``).
 
@@ -179,7 +185,7 @@ class GitHubLLM:
         max_retry_wait: float | None = None,
         api_version: str | None = None,
         sleep: Callable[[float], object] = time.sleep,
-        async_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        async_sleep: Callable[[float], Awaitable[object]] = _asyncio_sleep,
     ) -> None:
         if temp is not None and temperature is not None and temp != temperature:
             raise InvalidRequestError("Pass temp= or temperature=, not both.")
