@@ -7,9 +7,10 @@ all of them, and it records where every value came from so ``sigla doctor`` can 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from . import _constants as C
 from .errors import ConfigurationError, InvalidRequestError, MissingTokenError
@@ -103,11 +104,15 @@ class Settings:
     max_retries: int
     max_retry_wait: float
     api_version: str | None = None
+    query: tuple[tuple[str, str], ...] = ()  # sent on every request (from the endpoint URL)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def spec(self) -> ProviderSpec:
         return PROVIDERS[self.provider]
+
+
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 
 def gh_cli_token(timeout: float = C.GH_CLI_TIMEOUT) -> str | None:
@@ -147,24 +152,25 @@ def _with_org(endpoint: str, org: str) -> str:
     return urlunsplit(parts._replace(path=f"{path}/orgs/{org}/inference"))
 
 
-def _azure_base(endpoint: str) -> str:
-    """A Foundry endpoint in any documented form → the resource base the route hangs off.
+def normalise_endpoint(endpoint: str, provider: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The base URL the SDK appends its route to, and the query the user put on it.
 
-    ``https://r.services.ai.azure.com``, ``…/models`` and ``…/models/chat/completions`` all
-    give ``https://r.services.ai.azure.com``; sigla then posts ``…/models/chat/completions``.
+    Users paste endpoints in every documented form. mistralai appends
+    ``/v1/chat/completions`` (``github``, ``mistral``, ``openai``), or ``/models/chat/completions``
+    (``azure``), and drops a query string while breaking the path; so a trailing route or
+    ``/v1`` (the OpenAI convention, e.g. Ollama's ``http://localhost:11434/v1``) is removed,
+    as is Foundry's ``/models``, and the query is kept aside to be sent on every request.
     """
-    parts = urlsplit(endpoint)
+    parts = urlsplit(endpoint.strip())
     path = parts.path.rstrip("/")
-    for suffix in ("/chat/completions", "/models"):
+    suffixes = (
+        ("/chat/completions", "/models") if provider == "azure" else ("/chat/completions", "/v1")
+    )
+    for suffix in suffixes:
         if path.endswith(suffix):
             path = path[: -len(suffix)]
-    return urlunsplit(parts._replace(path=path, query=""))
-
-
-def _strip_v1(endpoint: str) -> str:
-    """Accept the OpenAI convention ``http://host/v1``: the SDK appends ``/v1`` itself."""
-    trimmed = endpoint.rstrip("/")
-    return trimmed[: -len("/v1")] if trimmed.endswith("/v1") else trimmed
+    query = tuple(parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit(parts._replace(path=path, query="", fragment="")), query
 
 
 def resolve_settings(
@@ -217,11 +223,8 @@ def resolve_settings(
         )
     if not url.startswith(("http://", "https://")):
         raise ConfigurationError(f"Endpoint {url!r} is not an http(s) URL.")
-    url = url.rstrip("/")
-    if spec.name == "openai":
-        url = _strip_v1(url)
-    elif spec.name == "azure":
-        url = _azure_base(url)
+    url, query = normalise_endpoint(url, spec.name)
+    url_api_version = dict(query).pop("api-version", None)
 
     org_name = pick("org", org, ("GITHUB_MODELS_ORG",), None) if spec.name == "github" else None
     if org_name:
@@ -239,6 +242,12 @@ def resolve_settings(
         secret = gh_token()
         if secret:
             sources["token"] = "gh auth token"
+    if secret is not None and not _PRINTABLE.fullmatch(secret):
+        # Never echo it: the value is a secret even when it is malformed.
+        raise ConfigurationError(
+            f"The credential from {sources['token']} contains spaces, line breaks or "
+            "non-ASCII characters (a copy-paste accident?), so it was not sent; set it again."
+        )
     if secret is None and spec.credential_required and require_token:
         raise MissingTokenError(spec.credential_hint)
 
@@ -251,7 +260,11 @@ def resolve_settings(
 
     version = None
     if spec.name == "azure":
-        version = pick("api_version", api_version, ("AZURE_API_VERSION",), C.AZURE_API_VERSION)
+        default_version = url_api_version or C.AZURE_API_VERSION
+        version = pick("api_version", api_version, ("AZURE_API_VERSION",), default_version)
+        if url_api_version and sources.get("api_version") == "default":
+            sources["api_version"] = "endpoint query"
+        query = tuple((k, v) for k, v in query if k != "api-version")
 
     return Settings(
         provider=spec.name,
@@ -263,5 +276,6 @@ def resolve_settings(
         max_retries=int(number("max_retries", max_retries, C.DEFAULT_MAX_RETRIES)),
         max_retry_wait=number("max_retry_wait", max_retry_wait, C.DEFAULT_MAX_RETRY_WAIT),
         api_version=version,
+        query=query,
         sources=sources,
     )

@@ -168,7 +168,9 @@ class Wire:
 
 def wire_for(settings: Settings) -> Wire:
     """The wire profile of a provider: how its services spell the body and query."""
-    query = (("api-version", settings.api_version),) if settings.api_version else ()
+    query = settings.query
+    if settings.api_version:
+        query = (*query, ("api-version", settings.api_version))
     seed_field = settings.spec.seed_field
     return Wire(seed_field=seed_field, stream_usage=seed_field == "seed", query=query)
 
@@ -496,7 +498,7 @@ def translate(exc: BaseException, settings: Settings, *, streaming: bool = False
     if isinstance(exc, LLMError):
         return exc
     names = _class_names(exc)
-    if "ResponseValidationError" in names or ("ValidationError" in names and streaming):
+    if "ResponseValidationError" in names:
         kind = StreamError if streaming else APIConnectionError
         return kind(f"The service sent an answer sigla could not parse: {_first_line(exc)}")
     if "MistralError" in names or "SDKError" in names:
@@ -509,6 +511,8 @@ def translate(exc: BaseException, settings: Settings, *, streaming: bool = False
         return APIConnectionError(f"The service sent an unexpected answer: {_first_line(exc)}")
     if "NoResponseError" in names:
         return APIConnectionError(f"No response from {settings.endpoint}; try again later.")
+    if "SSEError" in names:  # before TransportError, its base class in httpx-sse
+        return StreamError(f"The service did not answer with an event stream: {_first_line(exc)}")
     if "TimeoutException" in names:
         what = "between two stream chunks" if streaming else "for an answer"
         return APITimeoutError(
@@ -522,8 +526,6 @@ def translate(exc: BaseException, settings: Settings, *, streaming: bool = False
             f"Could not reach {settings.endpoint}: {_first_line(exc)}. "
             "Check the endpoint and your network."
         )
-    if "SSEError" in names:
-        return StreamError(f"The service did not answer with an event stream: {_first_line(exc)}")
     if "ValidationError" in names:
         return InvalidRequestError(f"The SDK rejected the request: {_first_line(exc)}")
     return LLMError(f"Unexpected {type(exc).__name__}: {_first_line(exc)}")

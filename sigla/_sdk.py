@@ -10,9 +10,7 @@ complete, and costs ~0.3 ms of pydantic per event.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -95,9 +93,7 @@ class Backend:
         self._api_key = api_key or "none"
         self._wire = wire
         self._sync: Any = None
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._async: Any = None  # a _transport.LoopLocal of SDK objects, made on first use
 
     def __repr__(self) -> str:
         return f"Backend(endpoint={self._endpoint!r})"
@@ -124,13 +120,15 @@ class Backend:
             )
         return self._sync
 
-    def async_sdk(self) -> Any:
-        loop = asyncio.get_running_loop()
-        sdk = self._async.get(loop)
+    async def async_sdk(self) -> Any:
+        """The SDK object for the running event loop: one async client serves one loop."""
+        transport = self._transport()
+        if self._async is None:
+            self._async = transport.LoopLocal()
+        sdk = self._async.get()
         if sdk is None:
-            transport = self._transport()
-            sdk = self._build(transport.sync_client(self._wire), transport.async_client(self._wire))
-            self._async[loop] = sdk
+            aclient = await transport.async_client(self._wire)
+            sdk = self._async.set(self._build(transport.sync_client(self._wire), aclient))
         return sdk
 
     def get(self, url: str, *, headers: dict[str, str], timeout: float) -> Any:
@@ -144,7 +142,7 @@ class Backend:
         return self.sync_sdk().chat.complete(**call)
 
     async def acomplete(self, call: dict[str, Any]) -> Any:
-        return await self.async_sdk().chat.complete_async(**call)
+        return await (await self.async_sdk()).chat.complete_async(**call)
 
     def stream_events(self, call: dict[str, Any]) -> Iterator[Any]:
         """SSE events of one streamed call; the response is closed when iteration stops."""
@@ -157,7 +155,7 @@ class Backend:
 
     async def astream_events(self, call: dict[str, Any]) -> AsyncIterator[Any]:
         EventSource = _require("httpx_sse").EventSource
-        stream = await self.async_sdk().chat.stream_async(**call)
+        stream = await (await self.async_sdk()).chat.stream_async(**call)
         response = stream.response
         try:
             async for event in EventSource(response).aiter_sse():

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import weakref
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Generic, TypeVar
 
 import httpx
 
 from . import __version__
 from ._core import Wire, fill_completion_body, rewrite_body
 
-__all__ = ["sync_client", "async_client", "idle_async_client"]
+__all__ = ["LoopLocal", "sync_client", "async_client", "idle_async_client"]
 
 # mistralai 1.x's Azure client posts {endpoint}/v1/chat/completions; Foundry's
 # model-inference route, which 2.x/3.x use, has no /v1.
@@ -110,11 +110,44 @@ class _AsyncShim(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+T = TypeVar("T")
+
+
+class LoopLocal(Generic[T]):
+    """Values kept per running event loop and forgotten once their loop is closed.
+
+    A ``WeakKeyDictionary`` keyed by the loop cannot do this: its values (clients whose
+    pooled connections refer to the loop) keep their own key alive, so every
+    ``asyncio.run()`` would leak a loop and its sockets.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[int, tuple[asyncio.AbstractEventLoop, T]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: object = None) -> T | None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            for ident, (other, _) in list(self._items.items()):
+                if other.is_closed():
+                    del self._items[ident]
+            entry = self._items.get(hash((id(loop), key)))
+            return entry[1] if entry is not None and entry[0] is loop else None
+
+    def set(self, value: T, key: object = None) -> T:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._items[hash((id(loop), key))] = (loop, value)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 _lock = threading.Lock()
 _ssl_context: Any = None
 _sync_clients: dict[Wire, httpx.Client] = {}
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Wire, httpx.AsyncClient]]
-_async_clients = weakref.WeakKeyDictionary()
+_async_clients: LoopLocal[tuple[httpx.AsyncClient, AsyncIterator[None]]] = LoopLocal()
 _idle: httpx.AsyncClient | None = None
 
 
@@ -136,16 +169,27 @@ def sync_client(wire: Wire) -> httpx.Client:
         return client
 
 
-def async_client(wire: Wire) -> httpx.AsyncClient:
-    """The async client for ``wire`` on the running event loop (one per loop)."""
-    loop = asyncio.get_running_loop()
-    with _lock:
-        per_loop = _async_clients.setdefault(loop, {})
-        client = per_loop.get(wire)
-        if client is None:
-            client = httpx.AsyncClient(transport=_AsyncShim(wire, _ssl()), follow_redirects=True)
-            per_loop[wire] = client
-        return client
+async def _close_with_the_loop(client: httpx.AsyncClient) -> AsyncIterator[None]:
+    """Stays suspended while its loop lives; ``loop.shutdown_asyncgens()`` (which
+    ``asyncio.run`` calls before closing the loop) resumes it, and it closes the client."""
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+async def async_client(wire: Wire) -> httpx.AsyncClient:
+    """The async client for ``wire`` on the running event loop (one per loop).
+
+    It is closed, its connections with it, when the loop shuts down its async generators.
+    """
+    entry = _async_clients.get(wire)
+    if entry is None:
+        client = httpx.AsyncClient(transport=_AsyncShim(wire, _ssl()), follow_redirects=True)
+        closer = _close_with_the_loop(client)
+        await closer.__anext__()  # registers it with the loop's async-generator shutdown
+        entry = _async_clients.set((client, closer), wire)
+    return entry[0]
 
 
 def idle_async_client() -> httpx.AsyncClient:

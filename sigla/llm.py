@@ -108,17 +108,35 @@ async def _asyncio_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+class _Outcome:
+    """Where a stream's generator leaves the finished :class:`Completion`.
+
+    A box of its own, not the stream object: a generator holding its own stream would make
+    a reference cycle, and an abandoned stream would then stay open until the cyclic GC ran.
+    """
+
+    __slots__ = ("completion",)
+
+    def __init__(self) -> None:
+        self.completion: Completion | None = None
+
+
 class TextStream(Iterator[str]):
     """The pieces of a streamed answer, yielded as they arrive (``for piece in stream``).
 
     Once it has ended, ``completion`` holds the whole answer with its ``finish_reason`` and
-    ``usage``. ``close()``, or leaving a ``with`` block, stops it early and closes the
-    connection.
+    ``usage``. ``close()``, leaving a ``with`` block, or dropping the stream (``break`` out
+    of a ``for`` loop) stops it and closes the connection.
     """
 
-    def __init__(self, pieces: Callable[[TextStream], Iterator[str]]) -> None:
-        self.completion: Completion | None = None
-        self._pieces = pieces(self)
+    def __init__(self, pieces: Callable[[_Outcome], Iterator[str]]) -> None:
+        self._outcome = _Outcome()
+        self._pieces = pieces(self._outcome)
+
+    @property
+    def completion(self) -> Completion | None:
+        """The whole answer once the stream has ended, else None."""
+        return self._outcome.completion
 
     def __next__(self) -> str:
         return next(self._pieces)
@@ -137,9 +155,14 @@ class TextStream(Iterator[str]):
 class AsyncTextStream(AsyncIterator[str]):
     """Async twin of :class:`TextStream`: ``async for piece in stream``; ``await aclose()``."""
 
-    def __init__(self, pieces: Callable[[AsyncTextStream], AsyncIterator[str]]) -> None:
-        self.completion: Completion | None = None
-        self._pieces = pieces(self)
+    def __init__(self, pieces: Callable[[_Outcome], AsyncIterator[str]]) -> None:
+        self._outcome = _Outcome()
+        self._pieces = pieces(self._outcome)
+
+    @property
+    def completion(self) -> Completion | None:
+        """The whole answer once the stream has ended, else None."""
+        return self._outcome.completion
 
     async def __anext__(self) -> str:
         return await self._pieces.__anext__()
@@ -363,7 +386,7 @@ class GitHubLLM:
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
         return TextStream(lambda stream: self._stream(call, stream))
 
-    def _stream(self, call: dict[str, Any], sink: TextStream) -> Iterator[str]:
+    def _stream(self, call: dict[str, Any], sink: _Outcome) -> Iterator[str]:
         backend = self._sdk()
         attempt = 0
         while True:
@@ -381,8 +404,11 @@ class GitHubLLM:
                     check_filtered(sink.completion)
                 return
             except LLMError as error:
-                if isinstance(error, StreamError) and not error.text:
-                    error.text = assembler.text  # what the caller already has
+                if started:
+                    broken = _broken_stream(error, assembler.text)
+                    if broken is error:
+                        raise
+                    raise broken from error
                 delay = self._delay(error, attempt, "stream", started)
                 if delay is None:
                     raise
@@ -493,7 +519,7 @@ class GitHubLLM:
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
         return AsyncTextStream(lambda stream: self._astream(call, stream))
 
-    async def _astream(self, call: dict[str, Any], sink: AsyncTextStream) -> AsyncIterator[str]:
+    async def _astream(self, call: dict[str, Any], sink: _Outcome) -> AsyncIterator[str]:
         backend = self._sdk()
         attempt = 0
         while True:
@@ -514,8 +540,11 @@ class GitHubLLM:
                     check_filtered(sink.completion)
                 return
             except LLMError as error:
-                if isinstance(error, StreamError) and not error.text:
-                    error.text = assembler.text  # what the caller already has
+                if started:
+                    broken = _broken_stream(error, assembler.text)
+                    if broken is error:
+                        raise
+                    raise broken from error
                 delay = self._delay(error, attempt, "stream", started)
                 if delay is None:
                     raise
@@ -523,6 +552,22 @@ class GitHubLLM:
                 await events.aclose()
             await self._async_sleep(delay)
             attempt += 1
+
+
+def _broken_stream(error: LLMError, text: str) -> LLMError:
+    """Once pieces reached the caller, any failure is a :class:`StreamError` with the text.
+
+    A timeout or a reset after the first piece is a cut stream: ``except StreamError``
+    must catch it, and what was received must not be lost.
+    """
+    if isinstance(error, (StreamError, ContentFilteredError)):
+        if not error.text:
+            error.text = text
+        return error
+    return StreamError(
+        f"The stream broke after {len(text)} characters (they are on this error's .text): {error}",
+        text=text,
+    )
 
 
 def _model_info(entry: Mapping[str, Any]) -> ModelInfo:

@@ -104,3 +104,70 @@ def test_unknown_provider_lists_the_supported_ones():
 def test_bad_endpoint_is_a_configuration_error():
     with pytest.raises(ConfigurationError, match="not an http"):
         GitHubLLM(token="x", endpoint="models.github.ai/inference")
+
+
+@pytest.mark.parametrize(
+    ("provider", "given", "base", "query"),
+    [
+        (
+            "github",
+            "https://h/inference?api-version=2024-12-01-preview",
+            "https://h/inference",
+            (("api-version", "2024-12-01-preview"),),
+        ),
+        ("github", "https://h/inference/chat/completions", "https://h/inference", ()),
+        ("github", "https://h/inference/v1/chat/completions/", "https://h/inference", ()),
+        ("openai", "http://h:11434/v1/chat/completions", "http://h:11434", ()),
+        ("openai", "http://h/v1?foo=bar", "http://h", (("foo", "bar"),)),
+        ("mistral", "https://api.mistral.ai/v1", "https://api.mistral.ai", ()),
+        (
+            "azure",
+            "https://r.services.ai.azure.com/models/chat/completions",
+            "https://r.services.ai.azure.com",
+            (),
+        ),
+    ],
+)
+def test_endpoints_in_every_pasted_form_are_normalised(provider, given, base, query):
+    settings = resolve_settings(
+        provider=provider, endpoint=given, model="m", token="k" * 10, env={}
+    )
+    assert settings.endpoint == base
+    assert settings.query == query
+
+
+def test_azure_api_version_may_come_from_the_endpoint_query():
+    settings = resolve_settings(
+        provider="azure",
+        model="m",
+        token="k" * 10,
+        env={},
+        endpoint="https://r.x/models?api-version=2024-10-01",
+    )
+    assert settings.api_version == "2024-10-01"
+    assert settings.query == ()
+    assert settings.sources["api_version"] == "endpoint query"
+    explicit = resolve_settings(
+        provider="azure",
+        model="m",
+        token="k" * 10,
+        env={},
+        endpoint="https://r.x/models?api-version=2024-10-01",
+        api_version="2025-01-01",
+    )
+    assert explicit.api_version == "2025-01-01"
+
+
+def test_query_on_the_endpoint_reaches_the_wire(fake, make_llm):
+    make_llm(endpoint=f"{fake.url}?api-version=2024-12-01-preview").chat("hi")
+    assert fake.last_request.path == "/inference/v1/chat/completions"
+    assert fake.last_request.query == {"api-version": "2024-12-01-preview"}
+
+
+@pytest.mark.parametrize("bad", ["ghp_part1\npart2", "ghp_with space", "ghp_tøken"])
+def test_a_malformed_token_is_refused_without_being_echoed(monkeypatch, bad):
+    monkeypatch.setenv("GITHUB_TOKEN", bad)
+    with pytest.raises(ConfigurationError) as caught:
+        GitHubLLM()
+    assert "GITHUB_TOKEN" in str(caught.value)
+    assert "part" not in str(caught.value) and "tøken" not in str(caught.value)

@@ -125,14 +125,24 @@ def test_stream_accepts_azure_and_openai_shaped_streams(make_llm, clock, style, 
     assert "".join(pieces) == "Echo: hello there"
 
 
-def test_stream_yields_each_piece_as_it_arrives(fake, llm):
+def test_stream_yields_each_piece_as_it_arrives(fake, llm, mode):
     fake.reply("a b c d", chunks=["a ", "b ", "c ", "d"])
     fake.chunk_delay = 0.05
-    stream = llm.stream("hi")
-    assert next(stream) == "a "
-    # When the first piece reached us, the double had not sent the rest yet.
-    assert len(fake.last_request.chunk_times) < 4
-    assert list(stream) == ["b ", "c ", "d"]
+    if mode == "sync":
+        stream = llm.stream("hi")
+        assert next(stream) == "a "
+        # When the first piece reached us, the double had not sent the rest yet.
+        assert len(fake.last_request.chunk_times) < 4
+        assert list(stream) == ["b ", "c ", "d"]
+        return
+
+    async def consume() -> None:
+        stream = llm.astream("hi")
+        assert await stream.__anext__() == "a "
+        assert len(fake.last_request.chunk_times) < 4
+        assert [piece async for piece in stream] == ["b ", "c ", "d"]
+
+    asyncio.run(consume())
 
 
 def test_stopping_a_stream_early_closes_it(fake, llm):
@@ -472,6 +482,8 @@ def test_bad_input_is_a_clear_invalid_request_error_before_any_request(fake, llm
         llm.stream(**kwargs)
     with pytest.raises(InvalidRequestError, match=match):
         asyncio.run(llm.achat(**kwargs))
+    with pytest.raises(InvalidRequestError, match=match):
+        llm.astream(**kwargs)
     assert fake.requests == []
 
 
@@ -544,3 +556,75 @@ def test_leaving_an_async_stream_early_closes_its_connection(fake, llm):
     while fake.in_flight and time.monotonic() < deadline:
         time.sleep(0.01)
     assert fake.in_flight == 0
+
+
+def _wait_until_idle(fake) -> None:
+    deadline = time.monotonic() + 5
+    while fake.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+LONG = [f"w{i} " for i in range(40)]
+
+
+def test_breaking_out_of_a_for_loop_closes_the_stream(fake, llm, mode):
+    """No `with`, no close(): dropping the stream must stop the download."""
+    fake.reply("".join(LONG), chunks=LONG)
+    fake.chunk_delay = 0.005
+    if mode == "sync":
+        for _piece in llm.stream("hi"):
+            break
+    else:
+
+        async def consume() -> None:
+            async for _piece in llm.astream("hi"):
+                break
+
+        asyncio.run(consume())
+    _wait_until_idle(fake)
+    assert fake.in_flight == 0
+    assert len(fake.last_request.chunk_times) < len(LONG)
+
+
+def test_a_stall_after_the_first_piece_is_a_stream_error_with_the_text(fake, make_llm, mode):
+    fake.reply("one two three", chunks=["one ", "two ", "three"])
+    fake.fail("stream_stall", after=2, seconds=2)
+    pieces, error = run_stream(make_llm(timeout=0.3), mode, "hi")
+    assert pieces == ["one ", "two "]
+    assert isinstance(error, StreamError)
+    assert isinstance(error.__cause__, APITimeoutError)
+    assert error.text == "one two "
+    assert len(fake.requests) == 1
+
+
+def test_a_stall_before_the_first_piece_is_retried(fake, make_llm, clock, mode):
+    fake.fail("stream_stall", after=0, seconds=2)
+    pieces, error = run_stream(make_llm(timeout=0.3), mode, "hi")
+    assert error is None
+    assert "".join(pieces) == "Echo: hi"
+    assert len(clock.sleeps) == 1
+
+
+def test_a_request_the_sdk_rejects_is_invalid_and_not_retried(fake, llm, clock, mode):
+    messages = [{"role": "user", "content": {"not": "a string"}}]
+    with pytest.raises(InvalidRequestError):
+        run_chat(llm, mode, messages=messages)
+    _, error = run_stream(llm, mode, messages=messages)
+    assert isinstance(error, InvalidRequestError)
+    assert fake.requests == [] and clock.sleeps == []
+
+
+def test_many_event_loops_do_not_leak_clients_or_sockets(llm):
+    import os
+
+    from sigla import _transport
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    asyncio.run(llm.achat("warm-up"))
+    before = open_fds()
+    for i in range(20):
+        assert asyncio.run(llm.achat(f"q{i}")) == f"Echo: q{i}"
+    assert open_fds() - before <= 2
+    assert len(_transport._async_clients) <= 1

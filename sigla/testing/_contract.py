@@ -90,6 +90,7 @@ _FAULT_PARAMS: dict[str, frozenset[str]] = {
     "retired_403": frozenset(),
     "retired_404": frozenset(),
     "stream_cut": frozenset({"after"}),
+    "stream_stall": frozenset({"after", "seconds"}),
     "stream_no_finish": frozenset(),
     "stream_error_event": frozenset({"after", "message"}),
     "content_filter": frozenset({"text", "category"}),
@@ -102,7 +103,14 @@ headers and body of the GitHub Models service."""
 
 # Faults that change how a successful answer is delivered instead of replacing it.
 _MODIFIERS = frozenset(
-    {"timeout", "stream_cut", "stream_no_finish", "stream_error_event", "content_filter"}
+    {
+        "timeout",
+        "stream_cut",
+        "stream_stall",
+        "stream_no_finish",
+        "stream_error_event",
+        "content_filter",
+    }
 )
 
 

@@ -292,11 +292,13 @@ class FakeGitHubModels:
         ``ratelimit_type`` (rate_limit_minute), ``status``/``message`` (server_error;
         502/504 answer gateway HTML, 503 plain text), ``seconds`` (timeout; default 30, then
         answer normally), ``after`` (content chunks sent before stream_cut drops the
-        connection or stream_error_event sends its error; default 1), ``message``
-        (stream_error_event), ``text``/``category`` (content_filter: partial content,
-        default null, and the category marked filtered, default ``"violence"``).
-        On a non-stream request stream_cut disconnects, stream_error_event answers 500 and
-        stream_no_finish answers ``finish_reason: null``.
+        connection, stream_stall goes silent, or stream_error_event sends its error;
+        default 1), ``seconds`` (stream_stall: how long it stays silent before dropping the
+        connection; default 30), ``message`` (stream_error_event), ``text``/``category``
+        (content_filter: partial content, default null, and the category marked filtered,
+        default ``"violence"``). On a non-stream request stream_cut and stream_stall
+        disconnect, stream_error_event answers 500 and stream_no_finish answers
+        ``finish_reason: null``.
         """
         if name not in _FAULT_PARAMS:
             raise ValueError(f"unknown fault {name!r}; expected one of: {', '.join(FAULTS)}")
@@ -563,7 +565,7 @@ class FakeGitHubModels:
         out = self._outcome(body, model, max(1, prompt_tokens), fault)
         headers = self._ratelimit_headers(model, out.usage.get("total_tokens", 0) or 0)
         if body.get("stream") is not True:
-            if fault_name == "stream_cut":
+            if fault_name in ("stream_cut", "stream_stall"):
                 return ex.send(_Answer(0, disconnect=True))
             if fault_name == "stream_error_event":
                 return ex.send(_server_error(500, params.get("message")))

@@ -173,6 +173,9 @@ class _Exchange:
         h.send_header("Transfer-Encoding", "chunked")
         h.end_headers()
         for i, (kind, data) in enumerate(events):
+            if kind == "stall":
+                self.fake._sleep(float(data))
+                continue
             if kind == "cut":
                 self.end_flight()
                 h.drop()  # no terminating zero-length chunk: the body is incomplete

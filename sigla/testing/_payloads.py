@@ -533,7 +533,7 @@ def _stream_events(
     yield "event", sse(chunk({"role": "assistant", "content": "", "refusal": None}))
 
     stop_after = None
-    if fault_name in ("stream_cut", "stream_error_event"):
+    if fault_name in ("stream_cut", "stream_stall", "stream_error_event"):
         stop_after = int(params.get("after", 1))
     for i, piece in enumerate(out.pieces):
         if stop_after is not None and i >= stop_after:
@@ -548,7 +548,9 @@ def _stream_events(
         calls = [{"index": i, **call} for i, call in enumerate(out.tool_calls)]
         yield "event", sse(chunk({"tool_calls": calls}))
 
-    if fault_name == "stream_cut":
+    if fault_name == "stream_stall":  # a server that stops sending mid-answer
+        yield "stall", str(float(params.get("seconds", 30.0))).encode()
+    if fault_name in ("stream_cut", "stream_stall"):
         yield "cut", b""
         return
     if fault_name == "stream_error_event":
