@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from . import _constants as C
+from ._limits import RateLimits, default_limits
 from .errors import ConfigurationError, InvalidRequestError, MissingTokenError
 
 __all__ = ["PROVIDERS", "ProviderSpec", "Settings", "resolve_settings"]
@@ -105,6 +106,7 @@ class Settings:
     max_retry_wait: float
     api_version: str | None = None
     query: tuple[tuple[str, str], ...] = ()  # sent on every request (from the endpoint URL)
+    limits: RateLimits = field(default_factory=RateLimits)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -184,6 +186,7 @@ def resolve_settings(
     max_retries: int | None = None,
     max_retry_wait: float | None = None,
     api_version: str | None = None,
+    limits: RateLimits | None = None,
     env: Mapping[str, str] | None = None,
     gh_token: Callable[[], str | None] = gh_cli_token,
     require_token: bool = True,
@@ -266,6 +269,12 @@ def resolve_settings(
             sources["api_version"] = "endpoint query"
         query = tuple((k, v) for k, v in query if k != "api-version")
 
+    if limits is None:
+        limits, where = default_limits(spec.name, url, model_name)
+        sources["limits"] = f"default: {where}"
+    else:
+        sources["limits"] = "argument"
+
     return Settings(
         provider=spec.name,
         endpoint=url,
@@ -277,5 +286,6 @@ def resolve_settings(
         max_retry_wait=number("max_retry_wait", max_retry_wait, C.DEFAULT_MAX_RETRY_WAIT),
         api_version=version,
         query=query,
+        limits=limits,
         sources=sources,
     )

@@ -148,6 +148,7 @@ def doctor(provider: str | None, model: str | None, endpoint: str | None, no_req
         rows.append(("organization", settings.org, settings.sources.get("org")))
     if settings.api_version:
         rows.append(("api-version", settings.api_version, settings.sources.get("api_version")))
+    rows.append(("limits", str(settings.limits), settings.sources.get("limits")))
     found = settings.token is not None
     rows.append(("credential", "found" if found else "not found", settings.sources.get("token")))
     for name, value, source in rows:

@@ -34,6 +34,7 @@ from ._core import (
     translating,
     wire_for,
 )
+from ._limits import RateLimits, limiter_for
 from ._retry import next_delay
 from .errors import (
     APIConnectionError,
@@ -62,6 +63,7 @@ __all__ = [
     "Completion",
     "Usage",
     "ModelInfo",
+    "RateLimits",
     # the error tree, re-exported so `from sigla.llm import RateLimitError` works
     "LLMError",
     "ConfigurationError",
@@ -207,8 +209,10 @@ class GitHubLLM:
         max_retries: int | None = None,
         max_retry_wait: float | None = None,
         api_version: str | None = None,
+        limits: RateLimits | None = None,
         sleep: Callable[[float], object] = time.sleep,
         async_sleep: Callable[[float], Awaitable[object]] = _asyncio_sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if temp is not None and temperature is not None and temp != temperature:
             raise InvalidRequestError("Pass temp= or temperature=, not both.")
@@ -222,12 +226,15 @@ class GitHubLLM:
             max_retries=max_retries,
             max_retry_wait=max_retry_wait,
             api_version=api_version,
+            limits=limits,
         )
         chosen = temperature if temperature is not None else temp
         self.temperature: float = C.DEFAULT_TEMPERATURE if chosen is None else float(chosen)
         check_sampling(temperature=self.temperature)
         self._sleep = sleep
         self._async_sleep = async_sleep
+        s = self.settings
+        self._limiter = limiter_for(s.endpoint, s.model, s.token, s.limits, clock)
         self._backend: Any = None
 
     # -- what this client talks to
@@ -308,6 +315,40 @@ class GitHubLLM:
             )
         return delay
 
+    def _booked_wait(self) -> float:
+        """Book a slot with the client-side limiter; the seconds to wait for it (logged)."""
+        if self._limiter is None:
+            return 0.0
+        wait = self._limiter.book(self.settings.max_retry_wait)
+        if wait > 0:
+            logger.info(
+                "waiting %.2f s for the client-side rate limit (%s) of %s",
+                wait,
+                self.settings.limits,
+                self.model,
+            )
+        return wait
+
+    def _admit(self) -> None:
+        """Wait for the limiter's slot and a concurrent-request slot (sync)."""
+        wait = self._booked_wait()
+        if wait > 0:
+            self._sleep(wait)
+        if self._limiter is not None:
+            self._limiter.acquire()
+
+    async def _aadmit(self) -> None:
+        """Async twin of :meth:`_admit`."""
+        wait = self._booked_wait()
+        if wait > 0:
+            await self._async_sleep(wait)
+        if self._limiter is not None:
+            await self._limiter.aacquire()
+
+    def _release(self) -> None:
+        if self._limiter is not None:
+            self._limiter.release()
+
     # -- sync
 
     def complete(
@@ -331,8 +372,12 @@ class GitHubLLM:
         attempt = 0
         while True:
             try:
-                with translating(self.settings):
-                    return completion_from_sdk(backend.complete(call))
+                self._admit()
+                try:
+                    with translating(self.settings):
+                        return completion_from_sdk(backend.complete(call))
+                finally:
+                    self._release()
             except LLMError as error:
                 delay = self._delay(error, attempt, "chat")
                 if delay is None:
@@ -392,6 +437,7 @@ class GitHubLLM:
         while True:
             assembler = StreamAssembler()
             started = False
+            self._admit()  # its only error is a wait over max_retry_wait: not retried
             events = backend.stream_events(call)
             try:
                 with translating(self.settings, streaming=True):
@@ -414,6 +460,7 @@ class GitHubLLM:
                     raise
             finally:
                 events.close()
+                self._release()
             self._sleep(delay)
             attempt += 1
 
@@ -469,8 +516,12 @@ class GitHubLLM:
         attempt = 0
         while True:
             try:
-                with translating(self.settings):
-                    return completion_from_sdk(await backend.acomplete(call))
+                await self._aadmit()
+                try:
+                    with translating(self.settings):
+                        return completion_from_sdk(await backend.acomplete(call))
+                finally:
+                    self._release()
             except LLMError as error:
                 delay = self._delay(error, attempt, "chat")
                 if delay is None:
@@ -525,6 +576,7 @@ class GitHubLLM:
         while True:
             assembler = StreamAssembler()
             started = False
+            await self._aadmit()
             events = backend.astream_events(call)
             try:
                 with translating(self.settings, streaming=True):
@@ -550,6 +602,7 @@ class GitHubLLM:
                     raise
             finally:
                 await events.aclose()
+                self._release()
             await self._async_sleep(delay)
             attempt += 1
 

@@ -49,6 +49,7 @@ def test_arguments_beat_the_environment(monkeypatch):
         "timeout": "default",
         "max_retries": "default",
         "max_retry_wait": "default",
+        "limits": "default: none by default for this endpoint",
     }
 
 

@@ -1,0 +1,130 @@
+"""Client-side rate limits: GitHub's tier table, the booking arithmetic, and the double agreeing."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from conftest import TOKEN, run_chat, run_stream
+
+from sigla._limits import GITHUB_TIERS, Limiter, default_limits, github_tier
+from sigla.llm import GitHubLLM, RateLimitError, RateLimits
+from sigla.testing import FakeGitHubModels
+
+
+@pytest.mark.parametrize(
+    ("model", "tier"),
+    [
+        ("mistral-ai/Codestral-2501", "low"),
+        ("openai/gpt-4o-mini", "low"),
+        ("openai/gpt-4.1-mini", "low"),
+        ("openai/gpt-4o", "high"),
+        ("openai/gpt-4.1", "high"),
+        ("meta/Llama-3.3-70B-Instruct", "high"),
+        ("openai/gpt-5", "reasoning"),
+        ("openai/o3-mini", "reasoning-mini"),
+        ("openai/gpt-5-nano", "reasoning-mini"),
+        ("deepseek/DeepSeek-R1", "reasoning"),
+        ("xai/grok-3-mini", "grok-3-mini"),
+        ("xai/grok-3", "grok-3"),
+        ("openai/text-embedding-3-small", "embeddings"),
+    ],
+)
+def test_github_tiers_follow_the_published_table(model, tier):
+    assert github_tier(model) == tier
+
+
+def test_defaults_come_from_the_provider_and_endpoint():
+    github = "https://models.github.ai/inference"
+    assert default_limits("github", github, "openai/gpt-4o")[0] == RateLimits(10, 50, 2)
+    assert default_limits("github", "http://127.0.0.1:8080/inference", "openai/gpt-4o")[0] == (
+        RateLimits()
+    )
+    assert default_limits("azure", "https://r.services.ai.azure.com", "gpt-4o")[0] == RateLimits()
+    llm = GitHubLLM(token=TOKEN)
+    assert llm.settings.limits == GITHUB_TIERS["low"]
+    assert llm.settings.sources["limits"] == "default: GitHub's 'low' tier"
+
+
+def test_booking_spaces_requests_over_a_sliding_minute():
+    now = [0.0]
+    limiter = Limiter(RateLimits(requests_per_minute=2), lambda: now[0])
+    assert [limiter.book(max_wait=120) for _ in range(3)] == [0, 0, 60]
+    now[0] = 61  # the two requests at 0 left the window; the one booked at 60 is in it
+    assert limiter.book(max_wait=120) == 0
+    assert limiter.book(max_wait=120) == pytest.approx(59)
+
+
+def test_a_spent_daily_budget_fails_at_once_without_booking():
+    now = [0.0]
+    limiter = Limiter(RateLimits(requests_per_day=1), lambda: now[0])
+    assert limiter.book(max_wait=60) == 0
+    with pytest.raises(RateLimitError) as caught:
+        limiter.book(max_wait=60)
+    assert caught.value.retry_after == pytest.approx(86_400)
+    now[0] = 86_400
+    assert limiter.book(max_wait=60) == 0
+
+
+def test_limits_are_validated():
+    with pytest.raises(ValueError, match="positive"):
+        RateLimits(requests_per_minute=0)
+
+
+@pytest.mark.e2e
+def test_matching_the_services_rpm_means_no_429_at_all(clock, make_llm, mode):
+    with FakeGitHubModels(rpm=3, clock=clock) as limited:
+        llm = make_llm(endpoint=limited.url, limits=RateLimits(requests_per_minute=3), clock=clock)
+        answers = [run_chat(llm, mode, f"q{i}") for i in range(7)]
+        pieces, error = run_stream(llm, mode, "last")
+        statuses = [r.status for r in limited.requests]
+    assert answers == [f"Echo: q{i}" for i in range(7)]
+    assert error is None and "".join(pieces) == "Echo: last"
+    assert statuses == [200] * 8
+    assert clock.sleeps == [60, 60]
+
+
+@pytest.mark.e2e
+def test_clients_of_one_model_and_token_share_one_budget(fake, make_llm, clock):
+    limits = RateLimits(requests_per_minute=1)
+    first = make_llm(limits=limits, clock=clock)
+    second = make_llm(limits=limits, clock=clock)
+    first.chat("a")
+    second.chat("b")
+    assert clock.sleeps == [60]
+    other_model = make_llm(limits=limits, clock=clock, model="openai/gpt-4o-mini")
+    other_model.chat("c")
+    assert clock.sleeps == [60]
+
+
+@pytest.mark.e2e
+def test_a_spent_client_budget_refuses_before_sending(fake, make_llm, clock, mode):
+    llm = make_llm(limits=RateLimits(requests_per_day=1), clock=clock)
+    run_chat(llm, mode, "a")
+    with pytest.raises(RateLimitError, match="client-side limit") as caught:
+        run_chat(llm, mode, "b")
+    assert caught.value.retry_after > 60
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.e2e
+def test_concurrent_requests_are_capped_on_the_client(clock, make_llm):
+    with FakeGitHubModels(concurrency=1, latency=0.05, clock=clock) as limited:
+        llm = make_llm(endpoint=limited.url, limits=RateLimits(concurrent_requests=1))
+        threads = [threading.Thread(target=llm.chat, args=(f"q{i}",)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        async def many() -> list[str]:
+            async def one(i: int) -> str:
+                return "".join([piece async for piece in llm.astream(f"s{i}")])
+
+            return await asyncio.gather(*(llm.achat(f"a{i}") for i in range(3)), one(0), one(1))
+
+        results = asyncio.run(many())
+        statuses = [r.status for r in limited.requests]
+    assert results[:3] == ["Echo: a0", "Echo: a1", "Echo: a2"]
+    assert statuses == [200] * 8, "the client never went over the service's concurrency"
