@@ -523,7 +523,7 @@ def translate(exc: BaseException, settings: Settings, *, streaming: bool = False
         return StreamError(f"The connection was cut mid-stream: {_first_line(exc)}")
     if "TransportError" in names or "HTTPError" in names or isinstance(exc, OSError):
         return APIConnectionError(
-            f"Could not reach {settings.endpoint}: {_first_line(exc)}. "
+            f"Could not reach {settings.endpoint}: {_first_line(exc).rstrip('.')}. "
             "Check the endpoint and your network."
         )
     if "ValidationError" in names:

@@ -126,46 +126,70 @@ class Limiter:
             else None
         )
 
-    def book(self, max_wait: float) -> float:
-        """Book the next request slot; return the seconds to wait for it (0: go now).
+    def book(self, max_wait: float) -> tuple[float, float]:
+        """Book the next request slot: its time and the seconds to wait for it (0: go now).
 
         Raises :class:`RateLimitError` without booking when the wait would exceed
-        ``max_wait`` (a spent daily quota), as the service's own 429 would.
+        ``max_wait`` (a spent daily quota), as the service's own 429 would. A booking the
+        caller does not use (interrupted while waiting) must be given back with :meth:`cancel`.
         """
         with self._lock:
             now = self._clock()
-            slot = now
+            slot, which = now, "minute"
             for span, size, booked in self._windows:
                 del booked[: bisect.bisect_right(booked, now - span)]
-                if len(booked) >= size:
-                    slot = max(slot, booked[-size] + span)
+                if len(booked) >= size and booked[-size] + span > slot:
+                    slot, which = booked[-size] + span, "day" if span == DAY else "minute"
             wait = slot - now
             if wait > max_wait:
-                which = "day" if wait > MINUTE else "minute"
                 raise RateLimitError(
                     f"sigla's client-side limit ({self.limits}) is used up for this {which}: "
                     f"the next request may go in {wait:.0f} s, over max_retry_wait="
                     f"{max_wait:g} s. Try again later, or pass limits= to change the limits.",
                     status_code=429,
+                    client_side=True,
                     retry_after=wait,
                     limit_type=f"sigla requests per {which}",
                 )
             for _, _, booked in self._windows:
                 bisect.insort(booked, slot)
-            return wait
+            return slot, wait
 
-    def acquire(self) -> None:
-        """Take a concurrent-request slot, waiting in this thread until one is free."""
-        if self._slots is not None:
-            self._slots.acquire()
+    def cancel(self, slot: float) -> None:
+        """Give back a booking that was not used."""
+        with self._lock:
+            for _, _, booked in self._windows:
+                i = bisect.bisect_left(booked, slot)
+                if i < len(booked) and booked[i] == slot:
+                    del booked[i]
 
-    async def aacquire(self) -> None:
+    def _no_slot(self, timeout: float) -> RateLimitError:
+        return RateLimitError(
+            f"No concurrent-request slot of sigla's client-side limit ({self.limits}) freed "
+            f"within {timeout:g} s. Is an unfinished stream of this model still open (close "
+            "it, or use it in a with block), or are more threads calling than the limit allows?",
+            status_code=429,
+            client_side=True,
+            retry_after=None,
+            limit_type="sigla concurrent requests",
+        )
+
+    def acquire(self, timeout: float) -> None:
+        """Take a concurrent-request slot, waiting in this thread up to ``timeout`` s."""
+        if self._slots is not None and not self._slots.acquire(timeout=timeout):
+            raise self._no_slot(timeout)
+
+    async def aacquire(self, timeout: float) -> None:
         """Take a concurrent-request slot without blocking the event loop."""
         if self._slots is None:
             return
         import asyncio
+        import time
 
+        deadline = time.monotonic() + timeout
         while not self._slots.acquire(blocking=False):
+            if time.monotonic() >= deadline:
+                raise self._no_slot(timeout)
             await asyncio.sleep(_CONCURRENCY_POLL)  # real time: slots free as answers end
 
     def release(self) -> None:

@@ -58,7 +58,9 @@ def is_retryable(error: LLMError, *, stream_started: bool | None = None) -> bool
         return False
     if stream_started is False and isinstance(error, StreamError):
         return True
-    return isinstance(error, (RateLimitError, ServerError, APIConnectionError))
+    if isinstance(error, RateLimitError):
+        return not error.client_side  # sigla's own limiter already waited as long as allowed
+    return isinstance(error, (ServerError, APIConnectionError))
 
 
 def backoff_delay(

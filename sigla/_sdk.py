@@ -157,8 +157,13 @@ class Backend:
         EventSource = _require("httpx_sse").EventSource
         stream = await (await self.async_sdk()).chat.stream_async(**call)
         response = stream.response
+        events = EventSource(response).aiter_sse()
         try:
-            async for event in EventSource(response).aiter_sse():
+            async for event in events:
                 yield event
         finally:
-            await response.aclose()
+            try:
+                if not events.ag_running:  # see llm._aclose
+                    await events.aclose()
+            finally:
+                await response.aclose()

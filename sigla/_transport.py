@@ -17,6 +17,7 @@ solves, in one place and for every mistralai major version:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 from collections.abc import AsyncIterator
 from typing import Any, Generic, TypeVar
@@ -122,7 +123,7 @@ class LoopLocal(Generic[T]):
     """
 
     def __init__(self) -> None:
-        self._items: dict[int, tuple[asyncio.AbstractEventLoop, T]] = {}
+        self._items: dict[tuple[int, object], tuple[asyncio.AbstractEventLoop, T]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: object = None) -> T | None:
@@ -131,13 +132,13 @@ class LoopLocal(Generic[T]):
             for ident, (other, _) in list(self._items.items()):
                 if other.is_closed():
                     del self._items[ident]
-            entry = self._items.get(hash((id(loop), key)))
+            entry = self._items.get((id(loop), key))
             return entry[1] if entry is not None and entry[0] is loop else None
 
     def set(self, value: T, key: object = None) -> T:
         loop = asyncio.get_running_loop()
         with self._lock:
-            self._items[hash((id(loop), key))] = (loop, value)
+            self._items[(id(loop), key)] = (loop, value)
         return value
 
     def __len__(self) -> int:
@@ -157,6 +158,16 @@ def _ssl() -> Any:
     if _ssl_context is None:
         _ssl_context = httpx.create_ssl_context()
     return _ssl_context
+
+
+@atexit.register
+def _close_sync_clients() -> None:
+    """Close pooled connections at exit rather than leave them to the socket finalizers."""
+    with _lock:
+        clients = list(_sync_clients.values())
+        _sync_clients.clear()
+    for client in clients:
+        client.close()
 
 
 def sync_client(wire: Wire) -> httpx.Client:

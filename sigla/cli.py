@@ -38,6 +38,9 @@ def _fails_cleanly(command: F) -> F:
             click.echo(f"sigla: error: {line}", err=True)
             usage = isinstance(error, (ConfigurationError, InvalidRequestError))
             sys.exit(EXIT_USAGE if usage else EXIT_ERROR)
+        except click.UsageError as error:
+            click.echo(f"sigla: error: {error.format_message()}", err=True)
+            sys.exit(EXIT_USAGE)
         except KeyboardInterrupt:
             click.echo("sigla: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
@@ -52,14 +55,29 @@ def main() -> None:
 
 
 def _read_prompt(prompt: str | None) -> str:
+    """The prompt argument, or stdin when it is ``-`` or absent (and stdin is not a terminal).
+
+    Input that is not UTF-8 is refused rather than sent garbled (Python would carry the
+    bad bytes as lone surrogates, which the service cannot read).
+    """
     if prompt is not None and prompt != "-":
-        return prompt
-    stdin = sys.stdin
-    if prompt is None and stdin.isatty():
-        raise click.UsageError('Give a prompt, e.g. sigla chat "Hello", or pipe one on stdin.')
-    text = stdin.read()
-    if not text.strip():
-        raise click.UsageError("The prompt read from stdin is empty.")
+        text, where = prompt, "The prompt argument"
+    else:
+        stdin = sys.stdin
+        if prompt is None and stdin.isatty():
+            raise click.UsageError('Give a prompt, e.g. sigla chat "Hello", or pipe one on stdin.')
+        raw = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise click.UsageError("The prompt read from stdin is not UTF-8 text.") from None
+        where = "The prompt read from stdin"
+        if not text.strip():
+            raise click.UsageError(f"{where} is empty.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise click.UsageError(f"{where} is not valid UTF-8 text.") from None
     return text
 
 
@@ -91,13 +109,16 @@ def chat(
         click.echo(llm.chat(text, **options))
         return
     out = sys.stdout
+    wrote = False
     try:
         for piece in llm.stream(text, **options):
             out.write(piece)
             out.flush()
+            wrote = True
     finally:
-        out.write("\n")
-        out.flush()
+        if wrote:  # end the line, also when the stream broke part-way
+            out.write("\n")
+            out.flush()
 
 
 @main.command()
@@ -122,6 +143,7 @@ def models(provider: str | None) -> None:
 @click.option("-m", "--model", help="Model to check.")
 @click.option("-e", "--endpoint", help="Base URL to check.")
 @click.option("--no-request", is_flag=True, help="Only show the configuration.")
+@_fails_cleanly
 def doctor(provider: str | None, model: str | None, endpoint: str | None, no_request: bool) -> None:
     """Show the resolved configuration and where each value came from, then try one request."""
     import time

@@ -135,7 +135,8 @@ class RateLimitError(APIStatusError):
     """429: too many requests. ``retry_after`` is how many seconds the service asked to wait.
 
     ``limit_type`` is GitHub's ``x-ratelimit-type`` (``UserByModelByMinute``,
-    ``UserByModelByDay``, ``UserConcurrentRequests``...) when it was sent.
+    ``UserByModelByDay``, ``UserConcurrentRequests``...) when it was sent. ``client_side``
+    is true when sigla's own limiter refused the request before sending it.
     """
 
     def __init__(
@@ -144,11 +145,13 @@ class RateLimitError(APIStatusError):
         *,
         retry_after: float | None = None,
         limit_type: str | None = None,
+        client_side: bool = False,
         **kw: object,
     ) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after = retry_after
         self.limit_type = limit_type
+        self.client_side = client_side
 
 
 class ServerError(APIStatusError):

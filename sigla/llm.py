@@ -110,6 +110,70 @@ async def _asyncio_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+class _Admission:
+    """One request's place under the client-side limits, as a sync or async context.
+
+    Entering books a slot (waiting for it with the client's sleep) and takes a
+    concurrent-request slot; a booking interrupted before the request went out is given
+    back, and the slot is released exactly once however the request ends. A class, not an
+    ``asynccontextmanager``: ``asyncio.run``'s ``shutdown_asyncgens()`` would finalise such
+    a generator on its own while a stream is still using it.
+    """
+
+    def __init__(self, llm: GitHubLLM) -> None:
+        self._llm = llm
+        self._limiter = llm._limiter
+        self._slot: float | None = None
+
+    def _book(self) -> float:
+        llm, limiter = self._llm, self._limiter
+        assert limiter is not None
+        self._slot, wait = limiter.book(llm.settings.max_retry_wait)
+        if wait > 0:
+            logger.info(
+                "waiting %.2f s for the client-side rate limit (%s) of %s",
+                wait,
+                llm.settings.limits,
+                llm.model,
+            )
+        return wait
+
+    def _give_back(self) -> None:
+        if self._limiter is not None and self._slot is not None:
+            self._limiter.cancel(self._slot)
+
+    def __enter__(self) -> None:
+        if self._limiter is None:
+            return
+        try:
+            wait = self._book()
+            if wait > 0:
+                self._llm._sleep(wait)
+            self._limiter.acquire(timeout=self._llm.settings.max_retry_wait)
+        except BaseException:
+            self._give_back()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._limiter is not None:
+            self._limiter.release()
+
+    async def __aenter__(self) -> None:
+        if self._limiter is None:
+            return
+        try:
+            wait = self._book()
+            if wait > 0:
+                await self._llm._async_sleep(wait)
+            await self._limiter.aacquire(timeout=self._llm.settings.max_retry_wait)
+        except BaseException:
+            self._give_back()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__()
+
+
 class _Outcome:
     """Where a stream's generator leaves the finished :class:`Completion`.
 
@@ -315,11 +379,10 @@ class GitHubLLM:
             )
         return delay
 
-    def _booked_wait(self) -> float:
-        """Book a slot with the client-side limiter; the seconds to wait for it (logged)."""
-        if self._limiter is None:
-            return 0.0
-        wait = self._limiter.book(self.settings.max_retry_wait)
+    def _book(self) -> tuple[float, float]:
+        """Book a slot with the client-side limiter: its time and the wait for it (logged)."""
+        assert self._limiter is not None
+        slot, wait = self._limiter.book(self.settings.max_retry_wait)
         if wait > 0:
             logger.info(
                 "waiting %.2f s for the client-side rate limit (%s) of %s",
@@ -327,27 +390,11 @@ class GitHubLLM:
                 self.settings.limits,
                 self.model,
             )
-        return wait
+        return slot, wait
 
-    def _admit(self) -> None:
-        """Wait for the limiter's slot and a concurrent-request slot (sync)."""
-        wait = self._booked_wait()
-        if wait > 0:
-            self._sleep(wait)
-        if self._limiter is not None:
-            self._limiter.acquire()
-
-    async def _aadmit(self) -> None:
-        """Async twin of :meth:`_admit`."""
-        wait = self._booked_wait()
-        if wait > 0:
-            await self._async_sleep(wait)
-        if self._limiter is not None:
-            await self._limiter.aacquire()
-
-    def _release(self) -> None:
-        if self._limiter is not None:
-            self._limiter.release()
+    def _admitted(self) -> _Admission:
+        """Hold a limiter booking and a concurrent-request slot for one request."""
+        return _Admission(self)
 
     # -- sync
 
@@ -372,12 +419,8 @@ class GitHubLLM:
         attempt = 0
         while True:
             try:
-                self._admit()
-                try:
-                    with translating(self.settings):
-                        return completion_from_sdk(backend.complete(call))
-                finally:
-                    self._release()
+                with self._admitted(), translating(self.settings):
+                    return completion_from_sdk(backend.complete(call))
             except LLMError as error:
                 delay = self._delay(error, attempt, "chat")
                 if delay is None:
@@ -437,17 +480,20 @@ class GitHubLLM:
         while True:
             assembler = StreamAssembler()
             started = False
-            self._admit()  # its only error is a wait over max_retry_wait: not retried
-            events = backend.stream_events(call)
             try:
-                with translating(self.settings, streaming=True):
-                    for data in iter_sse_json(events):
-                        piece = assembler.feed(data)
-                        if piece:
-                            started = True
-                            yield piece
-                    sink.completion = assembler.finish()
-                    check_filtered(sink.completion)
+                with self._admitted():
+                    events = backend.stream_events(call)
+                    try:
+                        with translating(self.settings, streaming=True):
+                            for data in iter_sse_json(events):
+                                piece = assembler.feed(data)
+                                if piece:
+                                    started = True
+                                    yield piece
+                            sink.completion = assembler.finish()
+                            check_filtered(sink.completion)
+                    finally:
+                        events.close()
                 return
             except LLMError as error:
                 if started:
@@ -458,9 +504,6 @@ class GitHubLLM:
                 delay = self._delay(error, attempt, "stream", started)
                 if delay is None:
                     raise
-            finally:
-                events.close()
-                self._release()
             self._sleep(delay)
             attempt += 1
 
@@ -516,12 +559,9 @@ class GitHubLLM:
         attempt = 0
         while True:
             try:
-                await self._aadmit()
-                try:
+                async with self._admitted():
                     with translating(self.settings):
                         return completion_from_sdk(await backend.acomplete(call))
-                finally:
-                    self._release()
             except LLMError as error:
                 delay = self._delay(error, attempt, "chat")
                 if delay is None:
@@ -576,20 +616,23 @@ class GitHubLLM:
         while True:
             assembler = StreamAssembler()
             started = False
-            await self._aadmit()
-            events = backend.astream_events(call)
             try:
-                with translating(self.settings, streaming=True):
-                    async for event in events:
-                        for data in iter_sse_json((event,)):
-                            piece = assembler.feed(data)
-                            if piece:
-                                started = True
-                                yield piece
-                        if event.data.strip() == "[DONE]":
-                            break
-                    sink.completion = assembler.finish()
-                    check_filtered(sink.completion)
+                async with self._admitted():
+                    events = backend.astream_events(call)
+                    try:
+                        with translating(self.settings, streaming=True):
+                            async for event in events:
+                                for data in iter_sse_json((event,)):
+                                    piece = assembler.feed(data)
+                                    if piece:
+                                        started = True
+                                        yield piece
+                                if event.data.strip() == "[DONE]":
+                                    break
+                            sink.completion = assembler.finish()
+                            check_filtered(sink.completion)
+                    finally:
+                        await _aclose(events)
                 return
             except LLMError as error:
                 if started:
@@ -600,11 +643,19 @@ class GitHubLLM:
                 delay = self._delay(error, attempt, "stream", started)
                 if delay is None:
                     raise
-            finally:
-                await events.aclose()
-                self._release()
             await self._async_sleep(delay)
             attempt += 1
+
+
+async def _aclose(generator: Any) -> None:
+    """Close an async generator unless it is being closed already.
+
+    When ``asyncio.run`` ends with a stream still open, ``shutdown_asyncgens()`` closes every
+    async generator at once, ours and the inner ones; closing one that is mid-close raises
+    "aclose(): asynchronous generator is already running".
+    """
+    if not generator.ag_running:
+        await generator.aclose()
 
 
 def _broken_stream(error: LLMError, text: str) -> LLMError:

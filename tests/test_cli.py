@@ -57,7 +57,7 @@ def test_errors_are_one_line_on_stderr_with_a_nonzero_exit(fake, env):
     fake.fail("no_access")
     result = invoke(["chat", "hi"], env)
     assert result.exit_code == 1
-    assert result.stdout.strip() == ""
+    assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("sigla: error: No access to model")
@@ -108,3 +108,17 @@ def test_console_script_runs_as_a_real_process(fake):
     assert done.returncode == 0, done.stderr
     assert done.stdout == "Echo: ping\n"
     assert TOKEN not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [("", "is empty"), ("  \n", "is empty"), (b"caf\xe9", "not UTF-8")],
+)
+def test_unusable_stdin_is_one_usage_line_and_nothing_is_sent(fake, env, stdin, message):
+    result = invoke(["chat"], env, input=stdin)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sigla: error:")
+    assert message in lines[0]
+    assert fake.requests == []

@@ -50,21 +50,36 @@ def test_defaults_come_from_the_provider_and_endpoint():
 def test_booking_spaces_requests_over_a_sliding_minute():
     now = [0.0]
     limiter = Limiter(RateLimits(requests_per_minute=2), lambda: now[0])
-    assert [limiter.book(max_wait=120) for _ in range(3)] == [0, 0, 60]
+    assert [limiter.book(max_wait=120)[1] for _ in range(3)] == [0, 0, 60]
     now[0] = 61  # the two requests at 0 left the window; the one booked at 60 is in it
-    assert limiter.book(max_wait=120) == 0
-    assert limiter.book(max_wait=120) == pytest.approx(59)
+    assert limiter.book(max_wait=120)[1] == 0
+    assert limiter.book(max_wait=120)[1] == pytest.approx(59)
 
 
 def test_a_spent_daily_budget_fails_at_once_without_booking():
     now = [0.0]
     limiter = Limiter(RateLimits(requests_per_day=1), lambda: now[0])
-    assert limiter.book(max_wait=60) == 0
-    with pytest.raises(RateLimitError) as caught:
+    assert limiter.book(max_wait=60)[1] == 0
+    with pytest.raises(RateLimitError, match="for this day") as caught:
         limiter.book(max_wait=60)
     assert caught.value.retry_after == pytest.approx(86_400)
+    assert caught.value.client_side
     now[0] = 86_400
-    assert limiter.book(max_wait=60) == 0
+    assert limiter.book(max_wait=60)[1] == 0
+
+
+def test_a_used_up_minute_says_minute():
+    limiter = Limiter(RateLimits(requests_per_minute=1, requests_per_day=100), lambda: 0.0)
+    limiter.book(max_wait=120)
+    with pytest.raises(RateLimitError, match="for this minute"):
+        limiter.book(max_wait=30)
+
+
+def test_a_cancelled_booking_is_given_back():
+    limiter = Limiter(RateLimits(requests_per_minute=1), lambda: 0.0)
+    slot, _ = limiter.book(max_wait=120)
+    limiter.cancel(slot)
+    assert limiter.book(max_wait=120)[1] == 0
 
 
 def test_limits_are_validated():
@@ -128,3 +143,67 @@ def test_concurrent_requests_are_capped_on_the_client(clock, make_llm):
         statuses = [r.status for r in limited.requests]
     assert results[:3] == ["Echo: a0", "Echo: a1", "Echo: a2"]
     assert statuses == [200] * 8, "the client never went over the service's concurrency"
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.e2e
+def test_a_wait_interrupted_before_sending_gives_its_booking_back(fake, make_llm, clock, mode):
+    calls = []
+
+    def sleep_then_interrupt(seconds: float) -> None:
+        calls.append(seconds)
+        if len(calls) == 1:
+            raise Interrupted
+
+    async def async_sleep_then_interrupt(seconds: float) -> None:
+        sleep_then_interrupt(seconds)
+
+    llm = make_llm(
+        limits=RateLimits(requests_per_minute=1),
+        clock=clock,
+        sleep=sleep_then_interrupt,
+        async_sleep=async_sleep_then_interrupt,
+    )
+    run_chat(llm, mode, "a")
+    with pytest.raises(Interrupted):
+        run_chat(llm, mode, "b")
+    run_chat(llm, mode, "c")
+    assert calls == [60, 60], "the interrupted booking was given back, not kept"
+    assert len(fake.requests) == 2
+
+
+@pytest.mark.e2e
+def test_an_open_stream_in_the_same_thread_cannot_deadlock_a_call(fake, make_llm):
+    llm = make_llm(limits=RateLimits(concurrent_requests=1), max_retry_wait=0.2)
+    fake.reply("a b", chunks=["a ", "b"])
+    stream = llm.stream("hi")
+    assert next(stream) == "a "
+    with pytest.raises(RateLimitError, match="unfinished stream") as caught:
+        llm.chat("again")
+    assert caught.value.client_side
+    stream.close()
+    assert llm.chat("again") == "Echo: again"
+
+
+@pytest.mark.e2e
+def test_a_stream_left_open_at_the_end_of_asyncio_run_frees_its_slot_quietly(
+    fake, make_llm, caplog
+):
+    llm = make_llm(limits=RateLimits(concurrent_requests=1), max_retry_wait=1)
+    fake.reply("a b c", chunks=["a ", "b ", "c"])
+    fake.chunk_delay = 0.01
+    kept = []
+
+    async def leave_it_open() -> None:
+        stream = llm.astream("hi")
+        assert await stream.__anext__() == "a "
+        kept.append(stream)  # still referenced when the loop shuts down
+
+    with caplog.at_level("ERROR", logger="asyncio"):
+        asyncio.run(leave_it_open())
+    assert "already running" not in caplog.text
+    assert "error occurred" not in caplog.text
+    assert llm.chat("next") == "Echo: next"
