@@ -181,10 +181,11 @@ class _Outcome:
     a reference cycle, and an abandoned stream would then stay open until the cyclic GC ran.
     """
 
-    __slots__ = ("completion",)
+    __slots__ = ("closed_by_owner", "completion")
 
     def __init__(self) -> None:
         self.completion: Completion | None = None
+        self.closed_by_owner = False  # aclose() came from the stream's owner, not the loop
 
 
 class TextStream(Iterator[str]):
@@ -235,6 +236,7 @@ class AsyncTextStream(AsyncIterator[str]):
 
     async def aclose(self) -> None:
         """Stop the stream and close its connection."""
+        self._outcome.closed_by_owner = True
         await self._pieces.aclose()  # type: ignore[attr-defined]
 
     async def __aenter__(self) -> AsyncTextStream:
@@ -631,7 +633,17 @@ class GitHubLLM:
                                     break
                             sink.completion = assembler.finish()
                             check_filtered(sink.completion)
-                    finally:
+                    except GeneratorExit:
+                        # Closed by the event loop (asyncio.run's shutdown_asyncgens, or a
+                        # dropped stream's finaliser): the loop closes `events` as well, and
+                        # closing it here too would race with that.
+                        if sink.closed_by_owner:
+                            await _aclose(events)
+                        raise
+                    except BaseException:
+                        await _aclose(events)
+                        raise
+                    else:
                         await _aclose(events)
                 return
             except LLMError as error:
