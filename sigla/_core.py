@@ -562,7 +562,8 @@ def translating(settings: Settings, *, streaming: bool = False) -> Iterator[None
         scrub(error, settings.token)
         raise
     except Exception as exc:
-        error = scrub(translate(exc, settings, streaming=streaming), settings.token)
+        translated = scrub(translate(exc, settings, streaming=streaming), settings.token)
         # Keep the cause for debugging, unless its own text would show the credential.
-        leaks = bool(settings.token) and len(settings.token) >= 8 and settings.token in repr(exc)
-        raise error from (None if leaks else exc)
+        token = settings.token or ""
+        leaks = len(token) >= 8 and token in repr(exc)
+        raise translated from (None if leaks else exc)

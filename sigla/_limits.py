@@ -115,7 +115,7 @@ class Limiter:
         self.limits = limits
         self._clock = clock
         self._lock = threading.Lock()
-        self._windows = [
+        self._windows: list[tuple[float, int, list[float]]] = [
             (span, size, [])
             for span, size in ((MINUTE, limits.requests_per_minute), (DAY, limits.requests_per_day))
             if size

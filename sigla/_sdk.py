@@ -66,7 +66,7 @@ def _azure_client(base: str, api_key: str, client: Any, aclient: Any) -> Any:
             raise MissingDependencyError(
                 f"mistralai's Azure client is not installed: {_INSTALL_HINT}"
             ) from exc
-        return MistralAzure(
+        return MistralAzure(  # type: ignore[call-arg]  # 1.x's signature
             azure_api_key=api_key,
             azure_endpoint=f"{base}/models",
             client=client,

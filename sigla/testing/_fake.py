@@ -235,8 +235,9 @@ class FakeGitHubModels:
             raise RuntimeError(
                 "FakeGitHubModels is not running: call start() or use it as a context manager"
             )
-        host = self._server.server_address[0]
-        host = f"[{host}]" if ":" in str(host) else host
+        address = self._server.server_address[0]
+        host = address.decode() if isinstance(address, bytes) else str(address)
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self._server.server_port}"
 
     @property
@@ -320,11 +321,11 @@ class FakeGitHubModels:
         with ``Deprecation``/``Link``/``Sunset`` headers; ``"404"``: the same as a 404. The
         Azure and ``/v1`` routes keep working, as the successor services did.
         """
-        kind = str(kind)
-        if kind not in ("410", "403", "404"):
-            raise ValueError(f"retire() takes '410', '403' or '404', not {kind!r}")
+        name = str(kind)
+        if name not in ("410", "403", "404"):
+            raise ValueError(f"retire() takes '410', '403' or '404', not {name!r}")
         with self._lock:
-            self._retired = kind
+            self._retired = name
 
     def reset(self) -> None:
         """Forget queued replies and faults, the request log, retirement and the limit windows."""

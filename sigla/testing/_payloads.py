@@ -586,7 +586,8 @@ def _embedding(text: str, dims: int) -> list[float]:
 
 def _embeddings_body(body: Mapping[str, Any], model: str) -> bytes:
     inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-    dims = body.get("dimensions") if isinstance(body.get("dimensions"), int) else 8
+    requested = body.get("dimensions")
+    dims = requested if isinstance(requested, int) else 8
     data = []
     for i, item in enumerate(inputs):
         vector: Any = _embedding(str(item), max(1, dims))
