@@ -15,15 +15,26 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .errors import RateLimitError
 
-__all__ = ["RateLimits", "GITHUB_TIERS", "github_tier", "default_limits", "Limiter", "limiter_for"]
+__all__ = [
+    "RateLimits",
+    "GITHUB_TIERS",
+    "github_tier",
+    "default_limits",
+    "Limiter",
+    "Admission",
+    "limiter_for",
+]
+
+logger = logging.getLogger("sigla")
 
 MINUTE = 60.0
 DAY = 86_400.0
@@ -195,6 +206,81 @@ class Limiter:
     def release(self) -> None:
         if self._slots is not None:
             self._slots.release()
+
+
+class Admission:
+    """One request's place under the client-side limits, as a sync or async context.
+
+    Entering books a slot (waiting for it with the client's sleep) and takes a
+    concurrent-request slot; a booking interrupted before the request went out is given
+    back, and the slot is released exactly once however the request ends. A class, not an
+    ``asynccontextmanager``: ``asyncio.run``'s ``shutdown_asyncgens()`` would finalise such
+    a generator on its own while a stream is still using it.
+    """
+
+    def __init__(
+        self,
+        limiter: Limiter | None,
+        *,
+        max_wait: float,
+        sleep: Callable[[float], object],
+        async_sleep: Callable[[float], Awaitable[object]],
+        label: str,
+    ) -> None:
+        self._limiter = limiter
+        self._max_wait = max_wait
+        self._sleep = sleep
+        self._async_sleep = async_sleep
+        self._label = label
+        self._slot: float | None = None
+
+    def _book(self, limiter: Limiter) -> float:
+        self._slot, wait = limiter.book(self._max_wait)
+        if wait > 0:
+            logger.info(
+                "waiting %.2f s for the client-side rate limit (%s) of %s",
+                wait,
+                limiter.limits,
+                self._label,
+            )
+        return wait
+
+    def _give_back(self, limiter: Limiter) -> None:
+        if self._slot is not None:
+            limiter.cancel(self._slot)
+
+    def __enter__(self) -> None:
+        limiter = self._limiter
+        if limiter is None:
+            return
+        try:
+            wait = self._book(limiter)
+            if wait > 0:
+                self._sleep(wait)
+            limiter.acquire(timeout=self._max_wait)
+        except BaseException:
+            self._give_back(limiter)
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._limiter is not None:
+            self._limiter.release()
+
+    async def __aenter__(self) -> None:
+        limiter = self._limiter
+        if limiter is None:
+            return
+        try:
+            wait = self._book(limiter)
+            if wait > 0:
+                await self._async_sleep(wait)
+            await limiter.aacquire(timeout=self._max_wait)
+        except BaseException:
+            self._give_back(limiter)
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__()
 
 
 _registry: dict[tuple[object, ...], Limiter] = {}

@@ -29,13 +29,13 @@ from ._core import (
     check_filtered,
     check_sampling,
     completion_from_sdk,
-    error_from_status,
     iter_sse_json,
-    translating,
     wire_for,
 )
-from ._limits import RateLimits, limiter_for
+from ._limits import Admission, RateLimits, limiter_for
 from ._retry import next_delay
+from ._streams import AsyncTextStream, Outcome, TextStream, aclose_quietly, broken_stream
+from ._translate import error_from_status, translating
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -108,142 +108,6 @@ async def _asyncio_sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
-
-
-class _Admission:
-    """One request's place under the client-side limits, as a sync or async context.
-
-    Entering books a slot (waiting for it with the client's sleep) and takes a
-    concurrent-request slot; a booking interrupted before the request went out is given
-    back, and the slot is released exactly once however the request ends. A class, not an
-    ``asynccontextmanager``: ``asyncio.run``'s ``shutdown_asyncgens()`` would finalise such
-    a generator on its own while a stream is still using it.
-    """
-
-    def __init__(self, llm: GitHubLLM) -> None:
-        self._llm = llm
-        self._limiter = llm._limiter
-        self._slot: float | None = None
-
-    def _book(self) -> float:
-        llm, limiter = self._llm, self._limiter
-        assert limiter is not None
-        self._slot, wait = limiter.book(llm.settings.max_retry_wait)
-        if wait > 0:
-            logger.info(
-                "waiting %.2f s for the client-side rate limit (%s) of %s",
-                wait,
-                llm.settings.limits,
-                llm.model,
-            )
-        return wait
-
-    def _give_back(self) -> None:
-        if self._limiter is not None and self._slot is not None:
-            self._limiter.cancel(self._slot)
-
-    def __enter__(self) -> None:
-        if self._limiter is None:
-            return
-        try:
-            wait = self._book()
-            if wait > 0:
-                self._llm._sleep(wait)
-            self._limiter.acquire(timeout=self._llm.settings.max_retry_wait)
-        except BaseException:
-            self._give_back()
-            raise
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._limiter is not None:
-            self._limiter.release()
-
-    async def __aenter__(self) -> None:
-        if self._limiter is None:
-            return
-        try:
-            wait = self._book()
-            if wait > 0:
-                await self._llm._async_sleep(wait)
-            await self._limiter.aacquire(timeout=self._llm.settings.max_retry_wait)
-        except BaseException:
-            self._give_back()
-            raise
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.__exit__()
-
-
-class _Outcome:
-    """Where a stream's generator leaves the finished :class:`Completion`.
-
-    A box of its own, not the stream object: a generator holding its own stream would make
-    a reference cycle, and an abandoned stream would then stay open until the cyclic GC ran.
-    """
-
-    __slots__ = ("closed_by_owner", "completion")
-
-    def __init__(self) -> None:
-        self.completion: Completion | None = None
-        self.closed_by_owner = False  # aclose() came from the stream's owner, not the loop
-
-
-class TextStream(Iterator[str]):
-    """The pieces of a streamed answer, yielded as they arrive (``for piece in stream``).
-
-    Once it has ended, ``completion`` holds the whole answer with its ``finish_reason`` and
-    ``usage``. ``close()``, leaving a ``with`` block, or dropping the stream (``break`` out
-    of a ``for`` loop) stops it and closes the connection.
-    """
-
-    def __init__(self, pieces: Callable[[_Outcome], Iterator[str]]) -> None:
-        self._outcome = _Outcome()
-        self._pieces = pieces(self._outcome)
-
-    @property
-    def completion(self) -> Completion | None:
-        """The whole answer once the stream has ended, else None."""
-        return self._outcome.completion
-
-    def __next__(self) -> str:
-        return next(self._pieces)
-
-    def close(self) -> None:
-        """Stop the stream and close its connection."""
-        self._pieces.close()  # type: ignore[attr-defined]
-
-    def __enter__(self) -> TextStream:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class AsyncTextStream(AsyncIterator[str]):
-    """Async twin of :class:`TextStream`: ``async for piece in stream``; ``await aclose()``."""
-
-    def __init__(self, pieces: Callable[[_Outcome], AsyncIterator[str]]) -> None:
-        self._outcome = _Outcome()
-        self._pieces = pieces(self._outcome)
-
-    @property
-    def completion(self) -> Completion | None:
-        """The whole answer once the stream has ended, else None."""
-        return self._outcome.completion
-
-    async def __anext__(self) -> str:
-        return await self._pieces.__anext__()
-
-    async def aclose(self) -> None:
-        """Stop the stream and close its connection."""
-        self._outcome.closed_by_owner = True
-        await self._pieces.aclose()  # type: ignore[attr-defined]
-
-    async def __aenter__(self) -> AsyncTextStream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
 
 class GitHubLLM:
@@ -394,9 +258,15 @@ class GitHubLLM:
             )
         return slot, wait
 
-    def _admitted(self) -> _Admission:
+    def _admitted(self) -> Admission:
         """Hold a limiter booking and a concurrent-request slot for one request."""
-        return _Admission(self)
+        return Admission(
+            self._limiter,
+            max_wait=self.settings.max_retry_wait,
+            sleep=self._sleep,
+            async_sleep=self._async_sleep,
+            label=self.model,
+        )
 
     # -- sync
 
@@ -476,7 +346,7 @@ class GitHubLLM:
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
         return TextStream(lambda stream: self._stream(call, stream))
 
-    def _stream(self, call: dict[str, Any], sink: _Outcome) -> Iterator[str]:
+    def _stream(self, call: dict[str, Any], sink: Outcome) -> Iterator[str]:
         backend = self._sdk()
         attempt = 0
         while True:
@@ -499,7 +369,7 @@ class GitHubLLM:
                 return
             except LLMError as error:
                 if started:
-                    broken = _broken_stream(error, assembler.text)
+                    broken = broken_stream(error, assembler.text)
                     if broken is error:
                         raise
                     raise broken from error
@@ -612,7 +482,7 @@ class GitHubLLM:
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
         return AsyncTextStream(lambda stream: self._astream(call, stream))
 
-    async def _astream(self, call: dict[str, Any], sink: _Outcome) -> AsyncIterator[str]:
+    async def _astream(self, call: dict[str, Any], sink: Outcome) -> AsyncIterator[str]:
         backend = self._sdk()
         attempt = 0
         while True:
@@ -638,17 +508,17 @@ class GitHubLLM:
                         # dropped stream's finaliser): the loop closes `events` as well, and
                         # closing it here too would race with that.
                         if sink.closed_by_owner:
-                            await _aclose(events)
+                            await aclose_quietly(events)
                         raise
                     except BaseException:
-                        await _aclose(events)
+                        await aclose_quietly(events)
                         raise
                     else:
-                        await _aclose(events)
+                        await aclose_quietly(events)
                 return
             except LLMError as error:
                 if started:
-                    broken = _broken_stream(error, assembler.text)
+                    broken = broken_stream(error, assembler.text)
                     if broken is error:
                         raise
                     raise broken from error
@@ -657,33 +527,6 @@ class GitHubLLM:
                     raise
             await self._async_sleep(delay)
             attempt += 1
-
-
-async def _aclose(generator: Any) -> None:
-    """Close an async generator unless it is being closed already.
-
-    When ``asyncio.run`` ends with a stream still open, ``shutdown_asyncgens()`` closes every
-    async generator at once, ours and the inner ones; closing one that is mid-close raises
-    "aclose(): asynchronous generator is already running".
-    """
-    if not generator.ag_running:
-        await generator.aclose()
-
-
-def _broken_stream(error: LLMError, text: str) -> LLMError:
-    """Once pieces reached the caller, any failure is a :class:`StreamError` with the text.
-
-    A timeout or a reset after the first piece is a cut stream: ``except StreamError``
-    must catch it, and what was received must not be lost.
-    """
-    if isinstance(error, (StreamError, ContentFilteredError)):
-        if not error.text:
-            error.text = text
-        return error
-    return StreamError(
-        f"The stream broke after {len(text)} characters (they are on this error's .text): {error}",
-        text=text,
-    )
 
 
 def _model_info(entry: Mapping[str, Any]) -> ModelInfo:

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from sigla._config import resolve_settings
-from sigla._core import StreamAssembler, error_from_status, fill_completion_body
+from sigla._core import StreamAssembler, fill_completion_body
+from sigla._translate import error_from_status
 from sigla.errors import (
     APIStatusError,
     AuthenticationError,
