@@ -122,3 +122,40 @@ def test_unusable_stdin_is_one_usage_line_and_nothing_is_sent(fake, env, stdin, 
     assert len(lines) == 1 and lines[0].startswith("sigla: error:")
     assert message in lines[0]
     assert fake.requests == []
+
+
+def test_the_double_runs_on_its_own_for_trying_sigla(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sigla.testing", "--port", str(port), "--chunk-delay", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = server.stdout.readline()
+        assert f"http://127.0.0.1:{port}/inference" in banner
+        env = {
+            **os.environ,
+            "GITHUB_TOKEN": "test",
+            "SIGLA_LLM_ENDPOINT": f"http://127.0.0.1:{port}/inference",
+        }
+        deadline = time.monotonic() + 10
+        while True:
+            done = subprocess.run(
+                [sys.executable, "-m", "sigla.cli", "chat", "Hello double"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if done.returncode == 0 or time.monotonic() > deadline:
+                break
+        assert done.stdout == "Echo: Hello double\n", done.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

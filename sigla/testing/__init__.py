@@ -40,7 +40,10 @@ GET    ``/catalog/models``                                 GitHub catalog (no au
 POST   ``/models/chat/completions?api-version=...``        Azure AI Foundry (``"azure"``)
 POST   ``/models/embeddings?api-version=...``              Azure AI Foundry embeddings
 POST   ``/v1/chat/completions``, ``/v1/embeddings``        Mistral / OpenAI-compatible (``"v1"``)
+GET    ``/v1/models``                                      Mistral / OpenAI-compatible model list
 =====  ==================================================  =========================
+
+To try sigla with no account, run the double on its own: ``python -m sigla.testing``.
 
 The double never keeps a credential: :class:`RecordedRequest` stores ``authorization`` as
 ``"Bearer ***"`` and only a SHA-256 of the token, which :meth:`FakeGitHubModels.saw_token`
