@@ -628,3 +628,17 @@ def test_many_event_loops_do_not_leak_clients_or_sockets(llm):
         assert asyncio.run(llm.achat(f"q{i}")) == f"Echo: q{i}"
     assert open_fds() - before <= 2
     assert len(_transport._async_clients) <= 1
+
+
+def test_debug_logging_of_every_library_never_shows_the_token(fake, make_llm, monkeypatch, caplog):
+    monkeypatch.setenv("MISTRAL_DEBUG", "1")  # mistralai then logs each request's headers
+    with caplog.at_level(logging.DEBUG):
+        llm = make_llm()
+        llm.chat("hi")
+        list(llm.stream("hi"))
+        asyncio.run(llm.achat("hi"))
+        fake.fail("bad_credentials")
+        with pytest.raises(AuthenticationError):
+            llm.chat("hi")
+    assert "authorization" in caplog.text.lower(), "the SDK's request log was captured"
+    assert TOKEN not in caplog.text
