@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,9 @@ __all__ = [
     "fill_completion_body",
     "completion_from_sdk",
     "check_filtered",
-    "iter_sse_json",
+    "parse_sse_event",
+    "SSE_DONE",
+    "check_sampling",
     "wire_for",
 ]
 
@@ -326,18 +328,24 @@ class StreamAssembler:
         return Completion(self.text, self.finish_reason, self.usage, self.model, self.id)
 
 
-def iter_sse_json(events: Iterable[Any]) -> Iterator[Any]:
-    """JSON payloads of SSE events (objects with ``.data``), stopping at ``[DONE]``."""
-    for event in events:
-        data = event.data
-        if not data:
-            continue
-        if data.strip() == "[DONE]":
-            return
-        try:
-            yield json.loads(data)
-        except ValueError as exc:
-            raise StreamError(f"The stream sent an event that is not JSON: {data[:200]!r}") from exc
+SSE_DONE: Any = object()
+"""What :func:`parse_sse_event` returns for the ``data: [DONE]`` sentinel."""
+
+
+def parse_sse_event(event: Any) -> Any:
+    """The JSON payload of one SSE event (an object with ``.data``), or :data:`SSE_DONE`.
+
+    Events without data (comments, keep-alives) give ``{}``, which carries nothing.
+    """
+    data = event.data
+    if not data:
+        return {}
+    if data.strip() == "[DONE]":
+        return SSE_DONE
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise StreamError(f"The stream sent an event that is not JSON: {data[:200]!r}") from exc
 
 
 def check_filtered(completion: Completion) -> Completion:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from . import _constants as C
 from ._config import Settings, resolve_settings
 from ._core import (
+    SSE_DONE,
     Completion,
     StreamAssembler,
     Usage,
@@ -29,7 +30,7 @@ from ._core import (
     check_filtered,
     check_sampling,
     completion_from_sdk,
-    iter_sse_json,
+    parse_sse_event,
     wire_for,
 )
 from ._limits import Admission, RateLimits, limiter_for
@@ -222,10 +223,29 @@ class GitHubLLM:
             seed=seed,
         )
 
+    def _wait_or_raise(
+        self, error: LLMError, attempt: int, what: str, assembler: StreamAssembler | None = None
+    ) -> float:
+        """Seconds to wait before the next attempt (logged), or raise ``error`` now.
+
+        For a stream (``assembler`` given) that already yielded text, any failure is
+        raised at once as a :class:`~sigla.errors.StreamError` carrying that text.
+        """
+        started = None if assembler is None else bool(assembler.parts)
+        if started:
+            broken = broken_stream(error, assembler.text)  # type: ignore[union-attr]
+            if broken is error:
+                raise error
+            raise broken from error
+        delay = self._delay(error, attempt, what, started)
+        if delay is None:
+            raise error
+        return delay
+
     def _delay(
         self, error: LLMError, attempt: int, what: str, started: bool | None = None
     ) -> float | None:
-        """Seconds to wait before the next attempt (logged), or None to raise ``error``."""
+        """Seconds to wait before the next attempt (logged), or None to give up."""
         delay = next_delay(
             error,
             attempt,
@@ -244,19 +264,6 @@ class GitHubLLM:
                 error,
             )
         return delay
-
-    def _book(self) -> tuple[float, float]:
-        """Book a slot with the client-side limiter: its time and the wait for it (logged)."""
-        assert self._limiter is not None
-        slot, wait = self._limiter.book(self.settings.max_retry_wait)
-        if wait > 0:
-            logger.info(
-                "waiting %.2f s for the client-side rate limit (%s) of %s",
-                wait,
-                self.settings.limits,
-                self.model,
-            )
-        return slot, wait
 
     def _admitted(self) -> Admission:
         """Hold a limiter booking and a concurrent-request slot for one request."""
@@ -288,16 +295,31 @@ class GitHubLLM:
         """
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
         backend = self._sdk()
+
+        def once() -> Completion:
+            with self._admitted(), translating(self.settings):
+                return completion_from_sdk(backend.complete(call))
+
+        return self._retrying(once, "chat")
+
+    def _retrying(self, once: Callable[[], T], what: str) -> T:
+        """Run ``once`` until it succeeds or the retry policy gives up (sync)."""
         attempt = 0
         while True:
             try:
-                with self._admitted(), translating(self.settings):
-                    return completion_from_sdk(backend.complete(call))
+                return once()
             except LLMError as error:
-                delay = self._delay(error, attempt, "chat")
-                if delay is None:
-                    raise
-                self._sleep(delay)
+                self._sleep(self._wait_or_raise(error, attempt, what))
+                attempt += 1
+
+    async def _aretrying(self, once: Callable[[], Awaitable[T]], what: str) -> T:
+        """Async twin of :meth:`_retrying`."""
+        attempt = 0
+        while True:
+            try:
+                return await once()
+            except LLMError as error:
+                await self._async_sleep(self._wait_or_raise(error, attempt, what))
                 attempt += 1
 
     def chat(
@@ -351,31 +373,24 @@ class GitHubLLM:
         attempt = 0
         while True:
             assembler = StreamAssembler()
-            started = False
             try:
-                with self._admitted():
+                with self._admitted(), translating(self.settings, streaming=True):
                     events = backend.stream_events(call)
                     try:
-                        with translating(self.settings, streaming=True):
-                            for data in iter_sse_json(events):
-                                piece = assembler.feed(data)
-                                if piece:
-                                    started = True
-                                    yield piece
-                            sink.completion = assembler.finish()
-                            check_filtered(sink.completion)
+                        for event in events:
+                            data = parse_sse_event(event)
+                            if data is SSE_DONE:
+                                break
+                            piece = assembler.feed(data)
+                            if piece:
+                                yield piece
+                        sink.completion = assembler.finish()
+                        check_filtered(sink.completion)
                     finally:
                         events.close()
                 return
             except LLMError as error:
-                if started:
-                    broken = broken_stream(error, assembler.text)
-                    if broken is error:
-                        raise
-                    raise broken from error
-                delay = self._delay(error, attempt, "stream", started)
-                if delay is None:
-                    raise
+                delay = self._wait_or_raise(error, attempt, "stream", assembler)
             self._sleep(delay)
             attempt += 1
 
@@ -400,13 +415,18 @@ class GitHubLLM:
         else:
             url = f"{self.settings.endpoint}/v1/models"
         headers = {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
-        with translating(self.settings):
-            response = self._sdk().get(url, headers=headers, timeout=self.settings.timeout)
-            if response.status_code >= 400:
-                raise error_from_status(
-                    response.status_code, response.text, response.headers, self.settings
-                )
-            entries = response.json()
+        backend = self._sdk()
+
+        def once() -> Any:
+            with translating(self.settings):
+                response = backend.get(url, headers=headers, timeout=self.settings.timeout)
+                if response.status_code >= 400:
+                    raise error_from_status(
+                        response.status_code, response.text, response.headers, self.settings
+                    )
+                return response.json()
+
+        entries = self._retrying(once, "models")
         if isinstance(entries, Mapping):
             entries = entries.get("data") or []
         return [_model_info(entry) for entry in entries if isinstance(entry, Mapping)]
@@ -428,18 +448,13 @@ class GitHubLLM:
         """Async twin of :meth:`complete`."""
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
         backend = self._sdk()
-        attempt = 0
-        while True:
-            try:
-                async with self._admitted():
-                    with translating(self.settings):
-                        return completion_from_sdk(await backend.acomplete(call))
-            except LLMError as error:
-                delay = self._delay(error, attempt, "chat")
-                if delay is None:
-                    raise
-                await self._async_sleep(delay)
-                attempt += 1
+
+        async def once() -> Completion:
+            async with self._admitted():
+                with translating(self.settings):
+                    return completion_from_sdk(await backend.acomplete(call))
+
+        return await self._aretrying(once, "chat")
 
     async def achat(
         self,
@@ -487,44 +502,35 @@ class GitHubLLM:
         attempt = 0
         while True:
             assembler = StreamAssembler()
-            started = False
             try:
                 async with self._admitted():
-                    events = backend.astream_events(call)
-                    try:
-                        with translating(self.settings, streaming=True):
+                    with translating(self.settings, streaming=True):
+                        events = backend.astream_events(call)
+                        try:
                             async for event in events:
-                                for data in iter_sse_json((event,)):
-                                    piece = assembler.feed(data)
-                                    if piece:
-                                        started = True
-                                        yield piece
-                                if event.data.strip() == "[DONE]":
+                                data = parse_sse_event(event)
+                                if data is SSE_DONE:
                                     break
+                                piece = assembler.feed(data)
+                                if piece:
+                                    yield piece
                             sink.completion = assembler.finish()
                             check_filtered(sink.completion)
-                    except GeneratorExit:
-                        # Closed by the event loop (asyncio.run's shutdown_asyncgens, or a
-                        # dropped stream's finaliser): the loop closes `events` as well, and
-                        # closing it here too would race with that.
-                        if sink.closed_by_owner:
+                        except GeneratorExit:
+                            # Closed by the event loop (asyncio.run's shutdown_asyncgens, or
+                            # a dropped stream's finaliser): the loop closes `events` as
+                            # well, and closing it here too would race with that.
+                            if sink.closed_by_owner:
+                                await aclose_quietly(events)
+                            raise
+                        except BaseException:
                             await aclose_quietly(events)
-                        raise
-                    except BaseException:
-                        await aclose_quietly(events)
-                        raise
-                    else:
-                        await aclose_quietly(events)
+                            raise
+                        else:
+                            await aclose_quietly(events)
                 return
             except LLMError as error:
-                if started:
-                    broken = broken_stream(error, assembler.text)
-                    if broken is error:
-                        raise
-                    raise broken from error
-                delay = self._delay(error, attempt, "stream", started)
-                if delay is None:
-                    raise
+                delay = self._wait_or_raise(error, attempt, "stream", assembler)
             await self._async_sleep(delay)
             attempt += 1
 

@@ -642,3 +642,10 @@ def test_debug_logging_of_every_library_never_shows_the_token(fake, make_llm, mo
             llm.chat("hi")
     assert "authorization" in caplog.text.lower(), "the SDK's request log was captured"
     assert TOKEN not in caplog.text
+
+
+def test_models_is_retried_like_any_call(make_llm, clock):
+    llm = make_llm(endpoint=f"http://127.0.0.1:{_closed_port()}/inference", max_retries=2)
+    with pytest.raises(APIConnectionError):
+        llm.models()
+    assert len(clock.sleeps) == 2
