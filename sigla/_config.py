@@ -16,7 +16,15 @@ from . import _constants as C
 from ._limits import RateLimits, default_limits
 from .errors import ConfigurationError, InvalidRequestError, MissingTokenError
 
-__all__ = ["PROVIDERS", "ProviderSpec", "Settings", "resolve_settings"]
+__all__ = [
+    "PROVIDERS",
+    "ProviderSpec",
+    "Settings",
+    "gh_cli_token",
+    "mask_userinfo",
+    "normalise_endpoint",
+    "resolve_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,24 @@ class Settings:
 
     @property
     def spec(self) -> ProviderSpec:
+        """The provider's row of :data:`PROVIDERS`."""
         return PROVIDERS[self.provider]
+
+    @property
+    def display_endpoint(self) -> str:
+        """The endpoint with any password in it masked, for messages, reprs and logs."""
+        return mask_userinfo(self.endpoint)
+
+
+def mask_userinfo(url: str) -> str:
+    """``https://user:secret@host/x`` → ``https://user:***@host/x`` (a URL may carry a key)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
@@ -257,8 +282,8 @@ def resolve_settings(
     def number(name: str, arg: float | None, default: float) -> float:
         sources[name] = "argument" if arg is not None else "default"
         value = default if arg is None else arg
-        if value < 0:
-            raise InvalidRequestError(f"{name} must be >= 0, got {value!r}.")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InvalidRequestError(f"{name} must be a number >= 0, got {value!r}.")
         return value
 
     version = None

@@ -109,6 +109,11 @@ def check_sampling(
     *, temperature: float | None = None, top_p: float | None = None, max_tokens: int | None = None
 ) -> None:
     """Refuse out-of-range sampling options before anything is sent."""
+    for name, value in (("temperature", temperature), ("top_p", top_p), ("max_tokens", max_tokens)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise InvalidRequestError(f"{name} must be a number, got {value!r}.")
+    if max_tokens is not None and not isinstance(max_tokens, int):
+        raise InvalidRequestError(f"max_tokens must be an integer, got {max_tokens!r}.")
     if temperature is not None and not 0 <= temperature <= 2:
         raise InvalidRequestError(f"temperature must be between 0 and 2, got {temperature!r}.")
     if top_p is not None and not 0 <= top_p <= 1:

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import RateLimitError
+from .errors import InvalidRequestError, RateLimitError
 
 __all__ = [
     "RateLimits",
@@ -57,7 +57,9 @@ class RateLimits:
         for name in ("requests_per_minute", "requests_per_day", "concurrent_requests"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"RateLimits.{name} must be a positive int or None, not {value!r}")
+                raise InvalidRequestError(
+                    f"RateLimits.{name} must be a positive int or None, not {value!r}"
+                )
 
     @property
     def enabled(self) -> bool:

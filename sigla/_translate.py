@@ -27,6 +27,7 @@ from .errors import (
     GitHubModelsRetiredError,
     InputTooLargeError,
     InvalidRequestError,
+    InvalidResponseError,
     LLMError,
     ModelNotFoundError,
     PermissionDeniedError,
@@ -44,6 +45,10 @@ _RETIRED = (
     "(SIGLA_LLM_PROVIDER=mistral, MISTRAL_API_KEY), or any OpenAI-compatible server "
     "(SIGLA_LLM_PROVIDER=openai, SIGLA_LLM_ENDPOINT=http://localhost:11434/v1). "
     "See README.md, 'After GitHub Models'."
+)
+_CHECK_ENDPOINT = (
+    "Check that the endpoint ({}) is the model service's base URL and that "
+    "SIGLA_LLM_PROVIDER matches it (`sigla doctor` shows both)."
 )
 _MAX_TOKENS = re.compile(r"Max size:\s*(\d+)\s*tokens", re.I)
 
@@ -118,10 +123,11 @@ def error_from_status(
             **common,
         )
     if status == 403:
+        scope = " and that the token has the models:read permission" if github else ""
         return PermissionDeniedError(
             f"{said} (HTTP 403): this credential may not use model {settings.model!r} "
             "(its rate-limit tier, your plan or an organization policy); "
-            "pick another model (`sigla models`) or ask an owner for access.",
+            f"pick another model (`sigla models`) or ask an owner for access{scope}.",
             **common,
         )
     if status == 413 or code == "tokens_limit_reached":
@@ -152,6 +158,11 @@ def error_from_status(
         return ServerError(
             f"{said} (HTTP {status}): the service failed; try again later.", **common
         )
+    if status in (404, 405):
+        return APIStatusError(
+            f"{said} (HTTP {status}). " + _CHECK_ENDPOINT.format(settings.display_endpoint),
+            **common,
+        )
     return APIStatusError(f"{said} (HTTP {status}).", **common)
 
 
@@ -169,31 +180,38 @@ def translate(exc: BaseException, settings: Settings, *, streaming: bool = False
         return exc
     names = _class_names(exc)
     if "ResponseValidationError" in names:
-        kind = StreamError if streaming else APIConnectionError
-        return kind(f"The service sent an answer sigla could not parse: {_first_line(exc)}")
+        detail = f"The service sent an answer sigla could not parse: {_first_line(exc)}"
+        if streaming:
+            return StreamError(detail)
+        return InvalidResponseError(
+            f"{detail}. {_CHECK_ENDPOINT.format(settings.display_endpoint)}"
+        )
     if "MistralError" in names or "SDKError" in names:
         status = int(getattr(exc, "status_code", 0) or 0)
         body = getattr(exc, "body", "") or ""
         raw = getattr(exc, "raw_response", None)
         headers = dict(getattr(raw, "headers", None) or getattr(exc, "headers", None) or {})
-        if status:
+        if status >= 400:
             return error_from_status(status, body, headers, settings)
-        return APIConnectionError(f"The service sent an unexpected answer: {_first_line(exc)}")
+        return InvalidResponseError(
+            f"The service sent an unexpected answer: {_first_line(exc)}. "
+            + _CHECK_ENDPOINT.format(settings.display_endpoint)
+        )
     if "NoResponseError" in names:
-        return APIConnectionError(f"No response from {settings.endpoint}; try again later.")
+        return APIConnectionError(f"No response from {settings.display_endpoint}; try again later.")
     if "SSEError" in names:  # before TransportError, its base class in httpx-sse
         return StreamError(f"The service did not answer with an event stream: {_first_line(exc)}")
     if "TimeoutException" in names:
         what = "between two stream chunks" if streaming else "for an answer"
         return APITimeoutError(
-            f"Timed out after {settings.timeout:g} s waiting {what} from {settings.endpoint} "
-            "(raise timeout= if the model is slow)."
+            f"Timed out after {settings.timeout:g} s waiting {what} from "
+            f"{settings.display_endpoint} (raise timeout= if the model is slow)."
         )
     if streaming and ("RemoteProtocolError" in names or "ReadError" in names):
         return StreamError(f"The connection was cut mid-stream: {_first_line(exc)}")
     if "TransportError" in names or "HTTPError" in names or isinstance(exc, OSError):
         return APIConnectionError(
-            f"Could not reach {settings.endpoint}: {_first_line(exc).rstrip('.')}. "
+            f"Could not reach {settings.display_endpoint}: {_first_line(exc).rstrip('.')}. "
             "Check the endpoint and your network."
         )
     if "ValidationError" in names:

@@ -62,6 +62,8 @@ def _read_prompt(prompt: str | None) -> str:
     """
     if prompt is not None and prompt != "-":
         text, where = prompt, "The prompt argument"
+        if not text.strip():
+            raise click.UsageError(f"{where} is empty.")
     else:
         stdin = sys.stdin
         if prompt is None and stdin.isatty():
@@ -74,6 +76,7 @@ def _read_prompt(prompt: str | None) -> str:
         where = "The prompt read from stdin"
         if not text.strip():
             raise click.UsageError(f"{where} is empty.")
+        text = text.rstrip("\r\n")  # the newline that ends piped text is not part of it
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -128,7 +131,14 @@ def models(provider: str | None) -> None:
     """List the models of the catalog: id, rate-limit tier, input/output token limits."""
     from .llm import GitHubLLM
 
-    entries = GitHubLLM(provider=provider).models()
+    try:
+        llm = GitHubLLM(provider=provider)
+    except ConfigurationError as error:
+        if "no default model" not in str(error):
+            raise
+        # Listing models needs none; providers without a default (openai) would refuse.
+        llm = GitHubLLM(provider=provider, model="(listing)")
+    entries = llm.models()
     width = max((len(m.id) for m in entries), default=2)
     click.echo(f"{'ID':<{width}}  {'TIER':<10}  {'MAX IN':>8}  {'MAX OUT':>8}")
     for m in sorted(entries, key=lambda m: m.id.lower()):

@@ -22,7 +22,8 @@ SIGLA code raised ``RuntimeError`` and its callers catch that.
      │   ├─ RateLimitError              429, with ``retry_after`` in seconds
      │   ├─ ServerError                 5xx (and 408)
      │   └─ GitHubModelsRetiredError    410, or 403/404 carrying Sunset/Deprecation
-     ├─ ContentFilteredError            the prompt or the answer was filtered
+     ├─ InvalidResponseError            a 2xx answer that is not a chat completion
+ ├─ ContentFilteredError            the prompt or the answer was filtered
      └─ StreamError                     a stream was cut or ended without finish_reason
 
 Messages keep the service's own words and add what to do next. No message, ``repr`` or
@@ -47,6 +48,7 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "GitHubModelsRetiredError",
+    "InvalidResponseError",
     "ContentFilteredError",
     "StreamError",
 ]
@@ -160,6 +162,14 @@ class ServerError(APIStatusError):
 
 class GitHubModelsRetiredError(APIStatusError):
     """GitHub Models was retired on 2026-07-30; the message says how to switch provider."""
+
+
+class InvalidResponseError(LLMError):
+    """The service answered, but not with a chat completion sigla can read.
+
+    Usually the endpoint or provider does not match the server (a web page, another API);
+    not retried, since asking again would get the same answer.
+    """
 
 
 class ContentFilteredError(LLMError):

@@ -47,6 +47,7 @@ from .errors import (
     GitHubModelsRetiredError,
     InputTooLargeError,
     InvalidRequestError,
+    InvalidResponseError,
     LLMError,
     MissingDependencyError,
     MissingTokenError,
@@ -81,6 +82,7 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "GitHubModelsRetiredError",
+    "InvalidResponseError",
     "ContentFilteredError",
     "StreamError",
 ]
@@ -160,8 +162,8 @@ class GitHubLLM:
             limits=limits,
         )
         chosen = temperature if temperature is not None else temp
+        check_sampling(temperature=chosen)
         self.temperature: float = C.DEFAULT_TEMPERATURE if chosen is None else float(chosen)
-        check_sampling(temperature=self.temperature)
         self._sleep = sleep
         self._async_sleep = async_sleep
         s = self.settings
@@ -185,7 +187,7 @@ class GitHubLLM:
     def __repr__(self) -> str:
         return (
             f"GitHubLLM(provider={self.provider!r}, model={self.model!r}, "
-            f"endpoint={self.endpoint!r}, temperature={self.temperature!r})"
+            f"endpoint={self.settings.display_endpoint!r}, temperature={self.temperature!r})"
         )
 
     def _sdk(self) -> Any:

@@ -159,3 +159,15 @@ def test_the_double_runs_on_its_own_for_trying_sigla(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_an_empty_prompt_argument_is_refused(fake, env):
+    result = invoke(["chat", "  "], env)
+    assert result.exit_code == 2
+    assert "is empty" in result.stderr
+    assert fake.requests == []
+
+
+def test_the_newline_ending_piped_text_is_not_sent(fake, env):
+    invoke(["chat", "--no-stream"], env, input="line one\nline two\n")
+    assert fake.last_request.body["messages"][-1]["content"] == "line one\nline two"

@@ -172,3 +172,26 @@ def test_a_malformed_token_is_refused_without_being_echoed(monkeypatch, bad):
         GitHubLLM()
     assert "GITHUB_TOKEN" in str(caught.value)
     assert "part" not in str(caught.value) and "tøken" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"timeout": "5"}, {"max_retries": -1}, {"temperature": "hot"}, {"temp": True}],
+)
+def test_settings_of_the_wrong_type_are_invalid_request_errors(kwargs):
+    from sigla.llm import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError):
+        GitHubLLM(token=TOKEN, **kwargs)
+
+
+def test_a_password_in_the_endpoint_is_masked_everywhere(fake, make_llm):
+    from sigla.llm import APIConnectionError
+
+    url = f"http://user:hunter2secret@127.0.0.1:{fake.base_url.rsplit(':', 1)[1]}"
+    llm = make_llm(endpoint=f"{url}/nowhere", max_retries=0)
+    assert "hunter2secret" not in repr(llm)
+    with pytest.raises(Exception) as caught:
+        llm.chat("hi")
+    assert "hunter2secret" not in str(caught.value)
+    assert not isinstance(caught.value, APIConnectionError)

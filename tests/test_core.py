@@ -129,3 +129,25 @@ def test_stream_assembler_refuses_an_unfinished_stream():
 def test_stream_assembler_refuses_an_error_event():
     with pytest.raises(StreamError, match="overloaded"):
         StreamAssembler().feed({"error": {"message": "overloaded"}})
+
+
+def test_an_unparseable_answer_is_an_invalid_response_and_not_retried():
+    from sigla._retry import next_delay
+    from sigla._translate import translate
+    from sigla.errors import InvalidResponseError
+
+    class ResponseValidationError(Exception):  # named like mistralai's, as translate matches
+        pass
+
+    error = translate(ResponseValidationError("body.usage Field required"), SETTINGS)
+    assert isinstance(error, InvalidResponseError)
+    assert "sigla doctor" in str(error)
+    assert next_delay(error, 0, max_retries=3, max_retry_wait=60) is None
+    streamed = translate(ResponseValidationError("x"), SETTINGS, streaming=True)
+    assert isinstance(streamed, StreamError)
+
+
+def test_a_404_without_a_model_code_points_at_the_endpoint():
+    error = error_from_status(404, envelope("NotFound", "Not Found"), {}, SETTINGS)
+    assert type(error) is APIStatusError
+    assert "endpoint" in str(error) and "sigla doctor" in str(error)

@@ -265,3 +265,10 @@ def test_models_for_azure_explains_that_deployments_are_the_models(fake, make_ll
     llm = make_llm(provider="azure", **provider_kwargs("azure", fake))
     with pytest.raises(ConfigurationError, match="deployments"):
         llm.models()
+
+
+def test_cli_models_for_an_openai_server_needs_no_model(fake):
+    env = {"SIGLA_LLM_PROVIDER": "openai", "SIGLA_LLM_ENDPOINT": f"{fake.base_url}/v1"}
+    result = CliRunner().invoke(main, ["models"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "Codestral-2501" in result.stdout
