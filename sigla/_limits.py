@@ -63,6 +63,7 @@ class RateLimits:
 
     @property
     def enabled(self) -> bool:
+        """Whether any cap is set (``RateLimits()`` has none)."""
         return any(
             v is not None
             for v in (self.requests_per_minute, self.requests_per_day, self.concurrent_requests)

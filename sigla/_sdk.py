@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from ._core import Wire
+from ._streams import aclose_quietly
 from .errors import MissingDependencyError
 
 __all__ = ["Backend", "sdk_version"]
@@ -55,7 +56,7 @@ def _azure_client(base: str, api_key: str, client: Any, aclient: Any) -> Any:
 
     2.x/3.x: ``MistralAzure(api_key=, server_url=base)`` → ``{base}/models/chat/completions``.
     1.x: ``mistralai_azure.MistralAzure(azure_endpoint=)`` appends ``/v1``; it gets
-    ``{base}/models`` and the transport shim drops the ``/v1`` (see ``_rebuild``).
+    ``{base}/models`` and the transport shim drops the ``/v1`` (``_transport.prepare``).
     """
     try:
         from mistralai.azure.client import MistralAzure  # type: ignore[import-not-found]
@@ -163,7 +164,6 @@ class Backend:
                 yield event
         finally:
             try:
-                if not events.ag_running:  # see llm._aclose
-                    await events.aclose()
+                await aclose_quietly(events)
             finally:
                 await response.aclose()

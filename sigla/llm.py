@@ -174,14 +174,17 @@ class GitHubLLM:
 
     @property
     def model(self) -> str:
+        """The model id every call sends (``model=``, ``SIGLA_LLM_MODEL``, or the default)."""
         return self.settings.model
 
     @property
     def provider(self) -> str:
+        """``github``, ``azure``, ``mistral`` or ``openai``."""
         return self.settings.provider
 
     @property
     def endpoint(self) -> str:
+        """The base URL calls go to, normalised (no trailing route, ``/v1`` or query)."""
         return self.settings.endpoint
 
     def __repr__(self) -> str:

@@ -23,6 +23,12 @@ def test_public_names_are_importable_and_documented(module_name):
     for name in module.__all__:
         obj = getattr(module, name)
         assert inspect.getdoc(obj), f"{module_name}.{name} has no docstring"
+        if inspect.isclass(obj) and not issubclass(obj, BaseException):
+            for member, value in vars(obj).items():
+                if member.startswith("_") or not callable(getattr(value, "fget", value)):
+                    continue
+                doc = inspect.getdoc(getattr(value, "fget", value))
+                assert doc, f"{module_name}.{name}.{member} has no docstring"
 
 
 def test_errors_are_one_tree_rooted_in_runtime_error():

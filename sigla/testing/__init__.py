@@ -53,7 +53,7 @@ compares against.
 from __future__ import annotations
 
 from ._contract import FAULTS
-from ._contract import Retirement as Retirement  # the Literal types of public signatures
+from ._contract import Retirement as Retirement  # Literal types used in public signatures
 from ._contract import Route as Route
 from ._contract import StreamStyle as StreamStyle
 from ._fake import FakeGitHubModels, RecordedRequest

@@ -14,6 +14,7 @@ from ._fake import FakeGitHubModels
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Serve the double until interrupted, after printing how to point sigla at it."""
     parser = argparse.ArgumentParser(prog="python -m sigla.testing", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8765, help="port (0: any free one)")
