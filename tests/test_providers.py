@@ -272,3 +272,22 @@ def test_cli_models_for_an_openai_server_needs_no_model(fake):
     result = CliRunner().invoke(main, ["models"], env=env)
     assert result.exit_code == 0, result.output
     assert "Codestral-2501" in result.stdout
+
+
+def test_azure_rate_limits_are_waited_to_the_millisecond(fake, make_llm, clock, mode):
+    llm = make_llm(provider="azure", **provider_kwargs("azure", fake))
+    fake.fail("rate_limit_minute", retry_after=2.25)
+    assert run_chat(llm, mode, "hi") == "Echo: hi"
+    first = fake.requests[0]
+    assert first.status == 429
+    # Azure sends retry-after: 3 (rounded up) and retry-after-ms: 2250; the exact one wins.
+    assert 2.25 <= clock.sleeps[0] < 2.25 + 0.5
+
+
+def test_azure_401_names_the_azure_key(fake, make_llm, mode):
+    llm = make_llm(provider="azure", **{**provider_kwargs("azure", fake), "token": "wrong-key-123"})
+    fake.fail("bad_credentials")
+    with pytest.raises(AuthenticationError) as caught:
+        run_chat(llm, mode, "hi")
+    assert "Access denied due to invalid subscription key" in str(caught.value)
+    assert "AZURE_API_KEY" in str(caught.value)

@@ -971,3 +971,35 @@ def test_stop_cuts_a_long_scripted_wait() -> None:
     assert not worker.is_alive()
     assert time.perf_counter() - start < 1.0
     assert len(outcome) == 1  # the client saw the connection close, not an answer
+
+
+def test_azure_route_answers_rate_limits_and_bad_keys_as_azure_does():
+    import http.client
+
+    from sigla.testing import FakeGitHubModels
+
+    with FakeGitHubModels() as fake:
+        fake.fail("rate_limit_minute", retry_after=2.25)
+        host, port = fake.base_url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        headers = {"Authorization": "Bearer k", "Content-Type": "application/json"}
+        conn.request(
+            "POST", "/models/chat/completions?api-version=2024-05-01-preview", body, headers
+        )
+        response = conn.getresponse()
+        payload = json.loads(response.read())
+        assert response.status == 429
+        assert response.getheader("retry-after") == "3"
+        assert response.getheader("retry-after-ms") == "2250"
+        assert response.getheader("x-ratelimit-remaining-requests") == "0"
+        assert payload["error"]["code"] == "429"
+        conn.request(
+            "POST",
+            "/models/chat/completions?api-version=2024-05-01-preview",
+            body,
+            {"Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        assert response.status == 401
+        assert "invalid subscription key" in json.loads(response.read())["error"]["message"]

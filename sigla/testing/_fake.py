@@ -30,6 +30,7 @@ from ._contract import (
 from ._http import _GITHUB_MODEL_ID, _METHODS, _Exchange, _Handler, _Incoming, _Server, _sha256
 from ._payloads import (
     _Answer,
+    _azure_unauthorized,
     _bad_credentials,
     _completion_body,
     _default_catalog,
@@ -436,7 +437,7 @@ class FakeGitHubModels:
             self._sleep(float(fault.params.get("seconds", 30.0)))
             fault = None
         if fault is not None and fault.name not in _MODIFIERS:
-            return ex.send(_fault_answer(fault, model))
+            return ex.send(_fault_answer(fault, model, inc.route))
         refusal = self._validate(inc, body, model)
         if refusal is not None:
             return ex.send(refusal)
@@ -462,7 +463,7 @@ class FakeGitHubModels:
         if inc.token_sha256 is None or (
             self._token_hashes is not None and inc.token_sha256 not in self._token_hashes
         ):
-            return _bad_credentials()
+            return _azure_unauthorized() if inc.route == "azure" else _bad_credentials()
         if not inc.body_ok or not isinstance(inc.body, dict):
             return _error(400, "BadRequest", "The request body must be a JSON object.")
         if inc.route == "github":

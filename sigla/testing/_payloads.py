@@ -35,6 +35,8 @@ from ._contract import (
 __all__ = [
     "_Answer",
     "_Outcome",
+    "_azure_rate_limited",
+    "_azure_unauthorized",
     "_bad_credentials",
     "_completion_body",
     "_default_catalog",
@@ -207,6 +209,33 @@ def _rate_limited(limit: int, window: int, kind: str, wait: int) -> _Answer:
     return _error(429, "RateLimitReached", message, headers=headers)
 
 
+def _azure_rate_limited(wait: float) -> _Answer:
+    """Azure AI Foundry's 429: ``retry-after`` in whole seconds, ``retry-after-ms`` exact."""
+    seconds = max(0, math.ceil(wait))
+    message = (
+        "Requests to the ChatCompletions_Create Operation under Azure AI Model Inference API "
+        "have exceeded call rate limit of your current AIServices S0 pricing tier. "
+        f"Please retry after {seconds} seconds."
+    )
+    headers = {
+        "retry-after": str(seconds),
+        "retry-after-ms": str(int(wait * 1000)),
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-remaining-tokens": "0",
+    }
+    return _json_answer(429, {"error": {"code": "429", "message": message}}, headers)
+
+
+def _azure_unauthorized() -> _Answer:
+    """Azure AI Foundry's 401 for a bad key."""
+    message = (
+        "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+        "provide a valid key for an active subscription and use a correct regional API "
+        "endpoint for your resource."
+    )
+    return _json_answer(401, {"error": {"code": "401", "message": message}})
+
+
 def _too_large(model: str, limit: int) -> _Answer:
     message = f"Request body too large for {_short(model)} model. Max size: {limit} tokens."
     return _error(413, "tokens_limit_reached", message, details=False)
@@ -241,10 +270,18 @@ def _server_error(status: int = 500, message: str | None = None) -> _Answer:
     return _error(status, "InternalServerError", message or _SERVER_ERROR)
 
 
-def _fault_answer(fault: _Fault, model: str | None) -> _Answer:
-    """The answer of a fault that replaces the normal answer."""
+def _fault_answer(fault: _Fault, model: str | None, route: str | None = None) -> _Answer:
+    """The answer of a fault that replaces the normal answer, shaped for the route.
+
+    On the Azure route, rate limits and bad credentials answer as Azure AI Foundry does.
+    """
     p, name = fault.params, fault.name
     model = p.get("model") or model or "unknown"
+    if route == "azure" and name in ("unauthorized", "bad_credentials", "integration"):
+        return _azure_unauthorized()
+    if route == "azure" and name.startswith("rate_limit_"):
+        default = {"rate_limit_minute": 9, "rate_limit_day": 5631}.get(name, 0)
+        return _azure_rate_limited(float(p.get("retry_after", default)))
     if name == "unauthorized":
         return _error(401, "unauthorized", _MODELS_PERMISSION)
     if name == "bad_credentials":
