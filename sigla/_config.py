@@ -215,6 +215,7 @@ def resolve_settings(
     env: Mapping[str, str] | None = None,
     gh_token: Callable[[], str | None] = gh_cli_token,
     require_token: bool = True,
+    require_model: bool = True,
 ) -> Settings:
     """Resolve every setting: argument > environment variable > default, and say from where."""
     env = os.environ if env is None else env
@@ -258,8 +259,8 @@ def resolve_settings(
     if org_name:
         url = _with_org(url, org_name)
 
-    model_name = pick("model", model, ("SIGLA_LLM_MODEL",), spec.default_model)
-    if not model_name:
+    model_name = pick("model", model, ("SIGLA_LLM_MODEL",), spec.default_model) or ""
+    if not model_name and require_model:
         raise ConfigurationError(
             f"Provider {spec.name!r} ({spec.title}) has no default model: pass model= "
             "or set SIGLA_LLM_MODEL."

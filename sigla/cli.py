@@ -129,16 +129,12 @@ def chat(
 @_fails_cleanly
 def models(provider: str | None) -> None:
     """List the models of the catalog: id, rate-limit tier, input/output token limits."""
+    from ._config import resolve_settings
     from .llm import GitHubLLM
 
-    try:
-        llm = GitHubLLM(provider=provider)
-    except ConfigurationError as error:
-        if "no default model" not in str(error):
-            raise
-        # Listing models needs none; providers without a default (openai) would refuse.
-        llm = GitHubLLM(provider=provider, model="(listing)")
-    entries = llm.models()
+    # Listing needs no model, but providers without a default one (openai) would refuse.
+    settings = resolve_settings(provider=provider, require_token=False, require_model=False)
+    entries = GitHubLLM(provider=provider, model=settings.model or "(listing)").models()
     width = max((len(m.id) for m in entries), default=2)
     click.echo(f"{'ID':<{width}}  {'TIER':<10}  {'MAX IN':>8}  {'MAX OUT':>8}")
     for m in sorted(entries, key=lambda m: m.id.lower()):

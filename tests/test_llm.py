@@ -145,15 +145,20 @@ def test_stream_yields_each_piece_as_it_arrives(fake, llm, mode):
     asyncio.run(consume())
 
 
+def _wait_until_idle(fake, seconds: float = 5) -> None:
+    """Wait (up to ``seconds``) for the double to have no request in flight."""
+    deadline = time.monotonic() + seconds
+    while fake.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_stopping_a_stream_early_closes_it(fake, llm):
     fake.reply("a b c", chunks=["a ", "b ", "c"])
     fake.chunk_delay = 0.02
     stream = llm.stream("hi")
     assert next(stream) == "a "
     stream.close()
-    deadline = time.monotonic() + 2
-    while fake.in_flight and time.monotonic() < deadline:
-        time.sleep(0.01)
+    _wait_until_idle(fake, seconds=2)
     assert fake.in_flight == 0
     assert llm.chat("again") == "Echo: again"
 
@@ -552,16 +557,8 @@ def test_leaving_an_async_stream_early_closes_its_connection(fake, llm):
                 break
 
     asyncio.run(consume())
-    deadline = time.monotonic() + 2
-    while fake.in_flight and time.monotonic() < deadline:
-        time.sleep(0.01)
+    _wait_until_idle(fake, seconds=2)
     assert fake.in_flight == 0
-
-
-def _wait_until_idle(fake) -> None:
-    deadline = time.monotonic() + 5
-    while fake.in_flight and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 LONG = [f"w{i} " for i in range(40)]
