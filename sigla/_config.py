@@ -280,9 +280,18 @@ def resolve_settings(
     if secret is None and spec.credential_required and require_token:
         raise MissingTokenError(spec.credential_hint)
 
-    def number(name: str, arg: float | None, default: float) -> float:
+    def number(name: str, arg: float | None, default: float, var: str | None = None) -> float:
         sources[name] = "argument" if arg is not None else "default"
-        value = default if arg is None else arg
+        value: object = default if arg is None else arg
+        raw = env.get(var, "").strip() if var and arg is None else ""
+        if raw:
+            sources[name] = f"environment variable {var}"
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigurationError(
+                    f"{var}={raw[:40]!r} is not a number of seconds (e.g. {var}=120)."
+                ) from None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise InvalidRequestError(f"{name} must be a number >= 0, got {value!r}.")
         return value
@@ -307,7 +316,7 @@ def resolve_settings(
         model=model_name,
         token=secret,
         org=org_name,
-        timeout=number("timeout", timeout, C.DEFAULT_TIMEOUT),
+        timeout=number("timeout", timeout, C.DEFAULT_TIMEOUT, "SIGLA_LLM_TIMEOUT"),
         max_retries=int(number("max_retries", max_retries, C.DEFAULT_MAX_RETRIES)),
         max_retry_wait=number("max_retry_wait", max_retry_wait, C.DEFAULT_MAX_RETRY_WAIT),
         api_version=version,

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ._retry import describe_wait
 from .errors import InvalidRequestError, RateLimitError
 
 __all__ = [
@@ -241,10 +242,11 @@ class Admission:
         self._slot, wait = limiter.book(self._max_wait)
         if wait > 0:
             logger.info(
-                "waiting %.2f s for the client-side rate limit (%s) of %s",
-                wait,
+                "waiting %s for the client-side rate limit (%s) of %s",
+                describe_wait(wait),
                 limiter.limits,
                 self._label,
+                extra={"sigla_notice": "rate_limit", "sigla_wait": wait},
             )
         return wait
 

@@ -13,7 +13,27 @@ from collections.abc import Callable, Mapping
 from . import _constants as C
 from .errors import APIConnectionError, LLMError, RateLimitError, ServerError, StreamError
 
-__all__ = ["is_retryable", "backoff_delay", "next_delay", "retry_after_from_headers"]
+__all__ = [
+    "is_retryable",
+    "backoff_delay",
+    "next_delay",
+    "retry_after_from_headers",
+    "describe_wait",
+]
+
+
+def describe_wait(seconds: float) -> str:
+    """A wait as a person reads it: ``0.25 s``, ``58 s``, ``12 min 5 s``, ``1 h 34 min``."""
+    if seconds < 10:
+        return f"{seconds:.2g} s" if seconds < 1 else f"{seconds:.1f} s".replace(".0 s", " s")
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min" + (f" {secs} s" if secs else "")
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h" + (f" {minutes} min" if minutes else "")
 
 
 def retry_after_from_headers(

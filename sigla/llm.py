@@ -34,7 +34,7 @@ from ._core import (
     wire_for,
 )
 from ._limits import Admission, RateLimits, limiter_for
-from ._retry import next_delay
+from ._retry import describe_wait, next_delay
 from ._streams import AsyncTextStream, Outcome, TextStream, aclose_quietly, broken_stream
 from ._translate import error_from_status, translating
 from .errors import (
@@ -259,14 +259,16 @@ class GitHubLLM:
             stream_started=started,
         )
         if delay is not None:
+            said = " ".join(str(error).split())
             logger.info(
-                "%s: retry %d of %d in %.2f s after %s: %s",
+                "%s: %s: %s; retry %d of %d in %s",
                 what,
+                type(error).__name__,
+                said if len(said) <= 160 else said[:159] + "…",
                 attempt + 1,
                 self.settings.max_retries,
-                delay,
-                type(error).__name__,
-                error,
+                describe_wait(delay),
+                extra={"sigla_notice": "retry", "sigla_wait": delay},
             )
         return delay
 
