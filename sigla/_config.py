@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from typing import NamedTuple
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from . import _constants as C
 from ._limits import RateLimits, default_limits
+from ._secret import Secret
 from .errors import ConfigurationError, InvalidRequestError, MissingTokenError
 
 __all__ = [
     "PROVIDERS",
+    "Endpoint",
     "ProviderSpec",
     "Settings",
+    "as_secret",
     "gh_cli_token",
     "mask_userinfo",
     "normalise_endpoint",
@@ -102,19 +106,25 @@ PROVIDERS: dict[str, ProviderSpec] = {
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a client needs, resolved once. ``token`` is never shown in ``repr``."""
+    """Everything a client needs, resolved once.
+
+    Credentials are :class:`~sigla._secret.Secret` values: the token, and a password, key
+    or query parameter found in the endpoint URL (``endpoint`` itself holds none of them).
+    """
 
     provider: str
     endpoint: str
     model: str
-    token: str | None = field(repr=False)
+    token: Secret | None = field(repr=False)
     org: str | None
     timeout: float
     max_retries: int
     max_retry_wait: float
     api_version: str | None = None
-    query: tuple[tuple[str, str], ...] = ()  # sent on every request (from the endpoint URL)
+    query: tuple[tuple[str, Secret], ...] = ()  # from the endpoint URL, sent on every request
+    userinfo: Secret | None = field(default=None, repr=False)  # user:password from the URL
     limits: RateLimits = field(default_factory=RateLimits)
+    max_response_bytes: int = C.DEFAULT_MAX_RESPONSE_BYTES
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -124,19 +134,35 @@ class Settings:
 
     @property
     def display_endpoint(self) -> str:
-        """The endpoint with any password in it masked, for messages, reprs and logs."""
-        return mask_userinfo(self.endpoint)
+        """The endpoint as messages, reprs and logs show it: credentials as ``***``."""
+        parts = urlsplit(self.endpoint)
+        if self.userinfo is not None:
+            parts = parts._replace(netloc=f"***@{parts.netloc}")
+        if self.query:
+            parts = parts._replace(query="&".join(f"{k}=***" for k, _ in self.query))
+        return urlunsplit(parts)
+
+    @property
+    def secrets(self) -> tuple[Secret, ...]:
+        """Every credential these settings hold, to scrub from whatever a service echoes."""
+        found = [self.token, self.userinfo, *(value for _, value in self.query)]
+        if self.userinfo is not None:
+            found.extend(Secret(part) for part in self.userinfo.reveal().split(":"))
+        return tuple(s for s in found if s is not None)
 
 
 def mask_userinfo(url: str) -> str:
-    """``https://user:secret@host/x`` → ``https://user:***@host/x`` (a URL may carry a key)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``https://user:secret@host/x?key=k`` → ``https://***@host/x?key=***``, for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an endpoint that is not a valid URL)"
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2])
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        parts = parts._replace(query="&".join(f"{k}=***" for k, _ in pairs))
+    return urlunsplit(parts)
 
 
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
@@ -160,6 +186,58 @@ def gh_cli_token(timeout: float = C.GH_CLI_TIMEOUT) -> str | None:
     return token if done.returncode == 0 and token else None
 
 
+class _Environment(Mapping[str, str]):
+    """The environment variables, whose ``repr`` does not list them: they hold credentials,
+    and error reporters render the locals of every frame of a traceback."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def __getitem__(self, name: str) -> str:
+        return self._env[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+    def __repr__(self) -> str:
+        return f"<environment: {len(self._env)} variables>"
+
+
+def as_secret(value: str | Secret | None) -> Secret | None:
+    """A credential argument as a :class:`Secret` (None stays None)."""
+    if value is None or isinstance(value, Secret):
+        return value
+    if not isinstance(value, str):
+        raise ConfigurationError(f"token= must be a str, not {type(value).__name__}.")
+    return Secret(value)
+
+
+def _credential(
+    arg: Secret | None,
+    spec: ProviderSpec,
+    env: Mapping[str, str],
+    gh_token: Callable[[], str | None],
+    sources: dict[str, str],
+) -> Secret | None:
+    """The credential: argument, then the provider's variables, then (GitHub only) gh."""
+    if arg is not None and arg.reveal().strip():
+        sources["token"] = "argument"
+        return Secret(arg.reveal().strip())
+    for var in spec.credential_envs:
+        if env.get(var, "").strip():
+            sources["token"] = f"environment variable {var}"
+            return Secret(env[var].strip())
+    if spec.use_gh_cli:
+        found = as_secret(gh_token())
+        if found is not None:
+            sources["token"] = "gh auth token"
+            return found
+    return None
+
+
 def _first_env(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str | None, str | None]:
     for name in names:
         value = env.get(name, "").strip()
@@ -179,14 +257,24 @@ def _with_org(endpoint: str, org: str) -> str:
     return urlunsplit(parts._replace(path=f"{path}/orgs/{org}/inference"))
 
 
-def normalise_endpoint(endpoint: str, provider: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """The base URL the SDK appends its route to, and the query the user put on it.
+class Endpoint(NamedTuple):
+    """An endpoint URL taken apart: the base URL, its query and its userinfo."""
+
+    url: str
+    query: tuple[tuple[str, str], ...]
+    userinfo: str | None
+
+
+def normalise_endpoint(endpoint: str, provider: str) -> Endpoint:
+    """The base URL the SDK appends its route to, and the query and userinfo the user put on it.
 
     Users paste endpoints in every documented form. mistralai appends
     ``/v1/chat/completions`` (``github``, ``mistral``, ``openai``), or ``/models/chat/completions``
     (``azure``), and drops a query string while breaking the path; so a trailing route or
     ``/v1`` (the OpenAI convention, e.g. Ollama's ``http://localhost:11434/v1``) is removed,
     as is Foundry's ``/models``, and the query is kept aside to be sent on every request.
+    A ``user:password@`` (or ``key@``) is kept aside too: the base URL is shown in messages
+    and logs, so it must hold no credential.
     """
     parts = urlsplit(endpoint.strip())
     path = parts.path.rstrip("/")
@@ -197,14 +285,16 @@ def normalise_endpoint(endpoint: str, provider: str) -> tuple[str, tuple[tuple[s
         if path.endswith(suffix):
             path = path[: -len(suffix)]
     query = tuple(parse_qsl(parts.query, keep_blank_values=True))
-    return urlunsplit(parts._replace(path=path, query="", fragment="")), query
+    userinfo, at, host = parts.netloc.rpartition("@")
+    clean = urlunsplit(parts._replace(netloc=host, path=path, query="", fragment=""))
+    return Endpoint(clean, query, unquote(userinfo) if at else None)
 
 
 def resolve_settings(
     *,
     provider: str | None = None,
     model: str | None = None,
-    token: str | None = None,
+    token: str | Secret | None = None,
     endpoint: str | None = None,
     org: str | None = None,
     timeout: float | None = None,
@@ -212,13 +302,15 @@ def resolve_settings(
     max_retry_wait: float | None = None,
     api_version: str | None = None,
     limits: RateLimits | None = None,
+    max_response_bytes: int | None = None,
     env: Mapping[str, str] | None = None,
     gh_token: Callable[[], str | None] = gh_cli_token,
     require_token: bool = True,
     require_model: bool = True,
 ) -> Settings:
     """Resolve every setting: argument > environment variable > default, and say from where."""
-    env = os.environ if env is None else env
+    env = _Environment(os.environ if env is None else env)
+    token = as_secret(token)  # from here on, no frame of sigla holds the credential in clear
     sources: dict[str, str] = {}
 
     def pick(name: str, arg: str | None, env_names: tuple[str, ...], default: str | None):
@@ -252,7 +344,7 @@ def resolve_settings(
         )
     if not url.startswith(("http://", "https://")):
         raise ConfigurationError(f"Endpoint {url!r} is not an http(s) URL.")
-    url, query = normalise_endpoint(url, spec.name)
+    url, query, userinfo = normalise_endpoint(url, spec.name)
     url_api_version = dict(query).pop("api-version", None)
 
     org_name = pick("org", org, ("GITHUB_MODELS_ORG",), None) if spec.name == "github" else None
@@ -266,12 +358,8 @@ def resolve_settings(
             "or set SIGLA_LLM_MODEL."
         )
 
-    secret = pick("token", token, spec.credential_envs, None)
-    if secret is None and spec.use_gh_cli:
-        secret = gh_token()
-        if secret:
-            sources["token"] = "gh auth token"
-    if secret is not None and not _PRINTABLE.fullmatch(secret):
+    secret = _credential(as_secret(token), spec, env, gh_token, sources)
+    if secret is not None and not _PRINTABLE.fullmatch(secret.reveal()):
         # Never echo it: the value is a secret even when it is malformed.
         raise ConfigurationError(
             f"The credential from {sources['token']} contains spaces, line breaks or "
@@ -303,12 +391,25 @@ def resolve_settings(
         if url_api_version and sources.get("api_version") == "default":
             sources["api_version"] = "endpoint query"
         query = tuple((k, v) for k, v in query if k != "api-version")
+    secret_query = tuple((k, Secret(v)) for k, v in query)
 
     if limits is None:
         limits, where = default_limits(spec.name, url, model_name)
         sources["limits"] = f"default: {where}"
     else:
         sources["limits"] = "argument"
+
+    if max_response_bytes is None:
+        max_response_bytes = C.DEFAULT_MAX_RESPONSE_BYTES
+    elif (
+        isinstance(max_response_bytes, bool)
+        or not isinstance(max_response_bytes, int)
+        or max_response_bytes < 1024
+    ):
+        raise ConfigurationError(
+            f"max_response_bytes must be an int of at least 1024 (bytes), "
+            f"got {max_response_bytes!r}."
+        )
 
     return Settings(
         provider=spec.name,
@@ -320,7 +421,9 @@ def resolve_settings(
         max_retries=int(number("max_retries", max_retries, C.DEFAULT_MAX_RETRIES)),
         max_retry_wait=number("max_retry_wait", max_retry_wait, C.DEFAULT_MAX_RETRY_WAIT),
         api_version=version,
-        query=query,
+        query=secret_query,
+        userinfo=Secret(userinfo) if userinfo else None,
         limits=limits,
+        max_response_bytes=max_response_bytes,
         sources=sources,
     )

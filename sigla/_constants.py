@@ -12,7 +12,8 @@ AZURE_API_VERSION = "2024-05-01-preview"  # what mistralai's Azure client sends
 MISTRAL_ENDPOINT = "https://api.mistral.ai"
 MISTRAL_DEFAULT_MODEL = "codestral-latest"
 
-DEFAULT_TIMEOUT = 60.0  # seconds; per read for streams
+DEFAULT_TIMEOUT = 60.0  # seconds: a whole attempt; for streams, the wait for each event
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # a whole answer, or one stream event, decoded
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_RETRY_WAIT = 60.0  # longer waits asked by the service fail at once
 RETRY_BASE_DELAY = 0.5  # first backoff step, doubled each attempt

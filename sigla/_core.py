@@ -15,7 +15,8 @@ from typing import Any
 
 from . import _constants as C
 from ._config import Settings
-from .errors import ContentFilteredError, InvalidRequestError, StreamError
+from ._secret import Secret
+from .errors import ContentFilteredError, InvalidRequestError, InvalidResponseError, StreamError
 
 __all__ = [
     "Completion",
@@ -152,20 +153,28 @@ def build_call(
 
 @dataclass(frozen=True)
 class Wire:
-    """How the request body must look on the wire for one family of services."""
+    """How requests must look on the wire for one endpoint, and what sigla accepts back."""
 
     seed_field: str = "seed"
     stream_usage: bool = True  # ask OpenAI-style servers for usage on streams
-    query: tuple[tuple[str, str], ...] = ()  # e.g. Azure's api-version
+    query: tuple[tuple[str, Secret], ...] = ()  # a key from the endpoint URL, api-version
+    userinfo: Secret | None = None  # user:password from the endpoint URL (sent as Basic)
+    max_response_bytes: int = C.DEFAULT_MAX_RESPONSE_BYTES
 
 
 def wire_for(settings: Settings) -> Wire:
     """The wire profile of a provider: how its services spell the body and query."""
     query = settings.query
     if settings.api_version:
-        query = (*query, ("api-version", settings.api_version))
+        query = (*query, ("api-version", Secret(settings.api_version)))
     seed_field = settings.spec.seed_field
-    return Wire(seed_field=seed_field, stream_usage=seed_field == "seed", query=query)
+    return Wire(
+        seed_field=seed_field,
+        stream_usage=seed_field == "seed",
+        query=query,
+        userinfo=settings.userinfo,
+        max_response_bytes=settings.max_response_bytes,
+    )
 
 
 def rewrite_body(body: bytes, wire: Wire) -> bytes:
@@ -284,6 +293,7 @@ class StreamAssembler:
     """
 
     parts: list[str] = field(default_factory=list)
+    events: int = 0
     finish_reason: str | None = None
     usage: Usage | None = None
     model: str | None = None
@@ -291,6 +301,7 @@ class StreamAssembler:
 
     def feed(self, chunk: Any) -> str | None:
         """Take one event; return its text, if it carries any."""
+        self.events += 1
         if not isinstance(chunk, Mapping):
             raise StreamError("The stream sent an event that is not a JSON object.", text=self.text)
         if "error" in chunk:
@@ -323,11 +334,17 @@ class StreamAssembler:
 
     def finish(self) -> Completion:
         """The whole answer; raises :class:`StreamError` if the stream never finished."""
+        if self.events == 0:
+            raise InvalidResponseError(
+                "The service closed the stream without sending any event. Servers do this "
+                "when they cannot start an answer, most often because the prompt does not fit "
+                "the model's context window (llama.cpp): shorten the input, or raise the "
+                "server's context size."
+            )
         if self.finish_reason is None:
             raise StreamError(
                 "The stream ended without a finish_reason, so the answer is truncated "
-                f"({len(self.text)} characters received; they are on this error's .text). "
-                "Retry the call.",
+                f"({len(self.text)} characters received).",
                 text=self.text,
             )
         return Completion(self.text, self.finish_reason, self.usage, self.model, self.id)
@@ -358,7 +375,7 @@ def check_filtered(completion: Completion) -> Completion:
     if completion.finish_reason == "content_filter":
         raise ContentFilteredError(
             "The answer was stopped by the service's content filter (finish_reason="
-            "'content_filter'); the partial text is on this error's .text. Rephrase the prompt.",
+            "'content_filter'). Rephrase the prompt.",
             text=completion.text,
         )
     return completion

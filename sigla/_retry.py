@@ -11,7 +11,14 @@ import time
 from collections.abc import Callable, Mapping
 
 from . import _constants as C
-from .errors import APIConnectionError, LLMError, RateLimitError, ServerError, StreamError
+from .errors import (
+    APIConnectionError,
+    APITimeoutError,
+    LLMError,
+    RateLimitError,
+    ServerError,
+    StreamError,
+)
 
 __all__ = [
     "is_retryable",
@@ -42,13 +49,15 @@ def retry_after_from_headers(
     """Seconds the service asked us to wait, or None when it did not say.
 
     Read in gh-models' order: ``x-ratelimit-timeremaining``, then ``retry-after-ms`` (Azure),
-    then ``retry-after`` as seconds or as an HTTP date.
+    then ``retry-after`` as seconds or as an HTTP date, then LiteLLM's relay of the upstream
+    provider's ``llm_provider-retry-after``. A negative wait counts as 0.
     """
     lower = {k.lower(): v for k, v in headers.items()}
     for name, scale in (
         ("x-ratelimit-timeremaining", 1.0),
         ("retry-after-ms", 0.001),
         ("retry-after", 1.0),
+        ("llm_provider-retry-after", 1.0),
     ):
         raw = lower.get(name)
         if raw is None:
@@ -57,7 +66,7 @@ def retry_after_from_headers(
             return max(0.0, float(raw) * scale)
         except ValueError:
             pass
-        if name == "retry-after":
+        if name.endswith("retry-after"):
             import email.utils
 
             try:
@@ -68,11 +77,16 @@ def retry_after_from_headers(
     return None
 
 
-def is_retryable(error: LLMError, *, stream_started: bool | None = None) -> bool:
+def is_retryable(
+    error: LLMError, *, stream_started: bool | None = None, retry_read_timeouts: bool = False
+) -> bool:
     """429, 408, 5xx and connection failures are worth another try; nothing else is.
 
     For a stream (``stream_started`` not None), a cut before the first piece reached the
     caller is retried too; after it, nothing is, since the caller already has part of it.
+    A timeout after the request was sent is not retried unless ``retry_read_timeouts``:
+    the server may still be generating (a local model serving one request at a time would
+    then queue the retries behind it), and a paid service may bill the abandoned request.
     """
     if stream_started:
         return False
@@ -80,6 +94,8 @@ def is_retryable(error: LLMError, *, stream_started: bool | None = None) -> bool
         return True
     if isinstance(error, RateLimitError):
         return not error.client_side  # sigla's own limiter already waited as long as allowed
+    if isinstance(error, APITimeoutError) and error.request_sent:
+        return retry_read_timeouts
     return isinstance(error, (ServerError, APIConnectionError))
 
 
@@ -103,6 +119,7 @@ def next_delay(
     max_retry_wait: float,
     rand: Callable[[], float] = random.random,
     stream_started: bool | None = None,
+    retry_read_timeouts: bool = False,
 ) -> float | None:
     """How long to wait before retry number ``attempt + 1``, or None to give up now.
 
@@ -111,7 +128,9 @@ def next_delay(
     hours) means give up at once. ``retry-after: 0`` (the concurrency cap) gets the normal
     backoff instead of an immediate hot retry.
     """
-    if attempt >= max_retries or not is_retryable(error, stream_started=stream_started):
+    if attempt >= max_retries or not is_retryable(
+        error, stream_started=stream_started, retry_read_timeouts=retry_read_timeouts
+    ):
         return None
     asked = getattr(error, "retry_after", None)
     if asked is not None and asked > max_retry_wait:

@@ -16,21 +16,45 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from ._core import Wire
-from ._streams import aclose_quietly
+from ._secret import Secret
 from .errors import MissingDependencyError
 
-__all__ = ["Backend", "sdk_version"]
+__all__ = ["Backend", "sdk_version", "missing_packages"]
 
-_INSTALL_HINT = 'pip install "sigla[llm]"'
+# What calling a model needs: (module to import, its name on PyPI, the version range).
+# `pip install "sigla[llm]"` is no hint: on the public index "sigla" is another project.
+_NEEDED = (
+    ("mistralai", "mistralai", ">=1.12,<4"),
+    ("httpx", "httpx", ">=0.27,<1"),
+    ("httpcore", "httpcore", ">=1,<2"),
+)
+
+
+def missing_packages() -> list[str]:
+    """The pip requirements of the ``llm`` extra that are not importable, all at once."""
+    missing = []
+    for module, name, spec in _NEEDED:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(f"{name}{spec}")
+    return missing
+
+
+def _missing_error(what: str) -> MissingDependencyError:
+    needed = missing_packages() or [f"{name}{spec}" for _, name, spec in _NEEDED]
+    quoted = " ".join(f'"{requirement}"' for requirement in needed)
+    return MissingDependencyError(
+        f"{what}: calling a model needs {', '.join(needed)}. Install them with "
+        f"`pip install {quoted}`, or, from sigla's source tree, `pip install -e \".[llm]\"`."
+    )
 
 
 def _require(module: str) -> Any:
     try:
         return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{module} is not installed, and calling a model needs it: {_INSTALL_HINT}"
-        ) from exc
+    except ImportError:
+        raise _missing_error(f"{module} is not installed") from None
 
 
 def _mistral_class() -> type:
@@ -43,15 +67,12 @@ def _mistral_class() -> type:
     except ImportError:
         try:
             from mistralai import Mistral  # type: ignore[attr-defined,no-redef]
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "mistralai is not installed (or too old: sigla needs 1.x or newer): "
-                + _INSTALL_HINT
-            ) from exc
+        except ImportError:
+            raise _missing_error("mistralai is not installed (or older than 1.x)") from None
     return Mistral
 
 
-def _azure_client(base: str, api_key: str, client: Any, aclient: Any) -> Any:
+def _azure_client(base: str, api_key: Any, client: Any, aclient: Any) -> Any:
     """mistralai's own Azure client, whose constructor and route differ by major version.
 
     2.x/3.x: ``MistralAzure(api_key=, server_url=base)`` → ``{base}/models/chat/completions``.
@@ -63,10 +84,8 @@ def _azure_client(base: str, api_key: str, client: Any, aclient: Any) -> Any:
     except ImportError:
         try:
             from mistralai_azure import MistralAzure  # type: ignore[import-not-found,no-redef]
-        except ImportError as exc:
-            raise MissingDependencyError(
-                f"mistralai's Azure client is not installed: {_INSTALL_HINT}"
-            ) from exc
+        except ImportError:
+            raise _missing_error("mistralai's Azure client is not installed") from None
         return MistralAzure(  # type: ignore[call-arg]  # 1.x's signature
             azure_api_key=api_key,
             azure_endpoint=f"{base}/models",
@@ -85,13 +104,19 @@ def sdk_version() -> str | None:
 
 
 class Backend:
-    """One model endpoint as the SDK sees it: the calls ``GitHubLLM`` makes, sync and async."""
+    """One model endpoint as the SDK sees it: the calls ``GitHubLLM`` makes, sync and async.
 
-    def __init__(self, *, endpoint: str, api_key: str, wire: Wire, azure: bool = False) -> None:
+    The SDK gets the key as a callable (every mistralai major version accepts one), so no
+    SDK object holds it in clear.
+    """
+
+    def __init__(
+        self, *, endpoint: str, api_key: Secret | None, wire: Wire, azure: bool = False
+    ) -> None:
         self._endpoint = endpoint
         self._azure = azure
         # Never None or "": mistralai would send $MISTRAL_API_KEY, or raise a raw error.
-        self._api_key = api_key or "none"
+        self._api_key = api_key if api_key is not None and len(api_key) else Secret("none")
         self._wire = wire
         self._sync: Any = None
         self._async: Any = None  # a _transport.LoopLocal of SDK objects, made on first use
@@ -101,16 +126,20 @@ class Backend:
 
     def _transport(self) -> Any:
         _require("httpx")  # a clear MissingDependencyError rather than a bare ImportError
+        _require("httpcore")
         from . import _transport
 
         return _transport
 
     def _build(self, client: Any, aclient: Any) -> Any:
         if self._azure:
-            return _azure_client(self._endpoint, self._api_key, client, aclient)
+            return _azure_client(self._endpoint, self._api_key.reveal, client, aclient)
         mistral = _mistral_class()
         return mistral(
-            api_key=self._api_key, server_url=self._endpoint, client=client, async_client=aclient
+            api_key=self._api_key.reveal,
+            server_url=self._endpoint,
+            client=client,
+            async_client=aclient,
         )
 
     def sync_sdk(self) -> Any:
@@ -146,24 +175,33 @@ class Backend:
         return await (await self.async_sdk()).chat.complete_async(**call)
 
     def stream_events(self, call: dict[str, Any]) -> Iterator[Any]:
-        """SSE events of one streamed call; the response is closed when iteration stops."""
-        EventSource = _require("httpx_sse").EventSource
+        """SSE events of one streamed call; the response is closed when iteration stops.
+
+        Each event must come within the call's timeout of the one before, and none may be
+        larger than ``max_response_bytes``.
+        """
+        transport = self._transport()
         response = self.sync_sdk().chat.stream(**call).response
         try:
-            yield from EventSource(response).iter_sse()
+            yield from transport.iter_events(
+                response, call["timeout_ms"] / 1000, self._wire.max_response_bytes
+            )
         finally:
             response.close()
 
     async def astream_events(self, call: dict[str, Any]) -> AsyncIterator[Any]:
-        EventSource = _require("httpx_sse").EventSource
+        transport = self._transport()
         stream = await (await self.async_sdk()).chat.stream_async(**call)
         response = stream.response
-        events = EventSource(response).aiter_sse()
+        events = transport.aiter_events(
+            response, call["timeout_ms"] / 1000, self._wire.max_response_bytes
+        )
         try:
             async for event in events:
                 yield event
         finally:
             try:
-                await aclose_quietly(events)
+                if not events.ag_running:  # already being closed by the loop's shutdown
+                    await events.aclose()
             finally:
                 await response.aclose()

@@ -104,7 +104,4 @@ def broken_stream(error: LLMError, text: str) -> LLMError:
         if not error.text:
             error.text = text
         return error
-    return StreamError(
-        f"The stream broke after {len(text)} characters (they are on this error's .text): {error}",
-        text=text,
-    )
+    return StreamError(f"The stream broke after {len(text)} characters: {error}", text=text)

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import _constants as C
 from ._config import Settings
-from ._retry import retry_after_from_headers
+from ._retry import describe_wait, retry_after_from_headers
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -36,7 +36,15 @@ from .errors import (
     StreamError,
 )
 
-__all__ = ["error_from_status", "translate", "translating", "scrub"]
+__all__ = [
+    "EXCERPT",
+    "detached",
+    "error_from_status",
+    "excerpt",
+    "scrub",
+    "translate",
+    "translating",
+]
 
 _RETIRED = (
     "GitHub Models was retired on {date}; the service no longer answers ({detail}). "
@@ -50,42 +58,126 @@ _CHECK_ENDPOINT = (
     "Check that the endpoint ({}) is the model service's base URL and that "
     "SIGLA_LLM_PROVIDER matches it (`sigla doctor` shows both)."
 )
-_MAX_TOKENS = re.compile(r"Max size:\s*(\d+)\s*tokens", re.I)
+_MAX_TOKENS = re.compile(
+    r"(?:Max size:|maximum context length is|context (?:size|window|length)(?: of| is)?)"
+    r"\s*(\d+)\s*tokens",
+    re.I,
+)
+_CONTEXT_WORDS = re.compile(
+    r"context[_ ](?:length|window|size)|maximum context|too many tokens|prompt is too long", re.I
+)
+_TOO_LARGE_CODES = {"tokens_limit_reached", "context_length_exceeded", "exceed_context_size_error"}
+_MODEL_CODES = {"unknown_model", "model_not_found", "DeploymentNotFound", "NotFoundError"}
+_FILTER_CODES = {"content_filter", "content_policy_violation", "ResponsibleAIPolicyViolation"}
+EXCERPT = 300  # characters of a service's own words kept in a message
 
 
-def _parse_body(body: str) -> tuple[str | None, str]:
-    """The service's error code and message from its envelope, or the raw text."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None, body.strip()
-    error = data.get("error") if isinstance(data, Mapping) else None
-    if isinstance(error, Mapping):
-        message = error.get("message") or error.get("details") or ""
-        return (str(error["code"]) if error.get("code") else None), str(message).strip()
-    if isinstance(error, str):
-        return None, error
-    if isinstance(data, Mapping) and isinstance(data.get("message"), str):
-        return None, data["message"]
-    return None, body.strip()
+class _Said:
+    """What an error answer says: its code, type and message, and any token limit."""
+
+    def __init__(self, body: str, headers: Mapping[str, str]) -> None:
+        self.code: str | None = None
+        self.kind: str | None = None
+        self.limit: int | None = None
+        data: Any = None
+        if body.lstrip()[:1] in ("{", "["):
+            try:
+                data = json.loads(body)
+            except ValueError:
+                data = None
+        error = data.get("error") if isinstance(data, Mapping) else None
+        if isinstance(error, Mapping):
+            message = error.get("message") or error.get("details") or ""
+            if error.get("code") is not None and not isinstance(error.get("code"), (int, float)):
+                self.code = str(error["code"])
+            if isinstance(error.get("type"), str):
+                self.kind = error["type"]
+            inner = error.get("innererror")
+            if isinstance(inner, Mapping) and isinstance(inner.get("code"), str):
+                self.kind = self.kind or inner["code"]
+            if isinstance(error.get("n_ctx"), int):
+                self.limit = error["n_ctx"]
+        elif isinstance(error, str):
+            message = error
+        elif isinstance(data, Mapping) and isinstance(data.get("message"), str):
+            message = data["message"]
+        elif isinstance(data, Mapping) and isinstance(data.get("detail"), str):
+            message = data["detail"]  # FastAPI-style servers
+        elif _is_html(body, headers):
+            message = _html_text(body)
+        else:
+            message = body
+        self.message = excerpt(str(message))
+
+    def codes(self) -> set[str]:
+        return {c for c in (self.code, self.kind) if c}
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """A service's words on one line, cut to ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _is_html(body: str, headers: Mapping[str, str]) -> bool:
+    if "html" in headers.get("content-type", "").lower():
+        return True
+    return body.lstrip()[:15].lower().startswith(("<!doctype html", "<html"))
+
+
+def _html_text(body: str) -> str:
+    """The text of an HTML error page (a proxy's 502), without markup, scripts or styles."""
+    from html.parser import HTMLParser
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+            self._skip = 0
+
+        def handle_starttag(self, tag: str, attrs: Any) -> None:
+            self._skip += tag in ("script", "style")
+
+        def handle_endtag(self, tag: str) -> None:
+            self._skip -= tag in ("script", "style") and self._skip > 0
+
+        def handle_data(self, data: str) -> None:
+            if not self._skip and data.strip():
+                self.parts.append(data.strip())
+
+    parser = Text()
+    parser.feed(body[: 64 * 1024])
+    words: list[str] = []
+    for part in parser.parts:  # a page's <title> and <h1> usually repeat each other
+        if not words or words[-1] != part:
+            words.append(part)
+    return " ".join(words)
 
 
 def _is_retirement(status: int, headers: Mapping[str, str]) -> bool:
-    lower = {k.lower() for k in headers}
-    return status == 410 or (status in (403, 404) and bool(lower & {"sunset", "deprecation"}))
+    deprecated = bool(set(headers) & {"sunset", "deprecation"})
+    return status == 410 or (status in (403, 404) and deprecated)
 
 
 def error_from_status(
     status: int, body: str, headers: Mapping[str, str], settings: Settings
 ) -> LLMError:
-    """The one mapping from an HTTP error answer to a sigla error, with what to do next."""
+    """The one mapping from an HTTP error answer to a sigla error, with what to do next.
+
+    The message keeps the service's own words, cut to :data:`EXCERPT` characters (an HTML
+    page reduced to its text); ``.body`` keeps the answer as received (the transport cuts
+    it at 64 KiB).
+    """
     headers = {k.lower(): v for k, v in headers.items()}
-    code, said = _parse_body(body or "")
-    said = said or f"HTTP {status}"
+    found = _Said(body or "", headers)
+    codes = found.codes()
+    said = found.message or f"HTTP {status}"
     common: dict[str, Any] = {
         "status_code": status,
-        "code": code,
-        "request_id": headers.get("x-request-id") or headers.get("x-github-request-id"),
+        "code": found.code or found.kind,
+        "request_id": headers.get("x-request-id")
+        or headers.get("x-github-request-id")
+        or headers.get("apim-request-id"),
         "body": body,
     }
     github = settings.provider == "github"
@@ -104,13 +196,16 @@ def error_from_status(
         return AuthenticationError(
             f"{said} (HTTP 401): the service refused the token; {fix}.", **common
         )
-    if (
-        status == 404
-        and code in (None, "unknown_model", "DeploymentNotFound", "model_not_found")
-        and (code or "model" in said.lower())
+    if codes & _FILTER_CODES:
+        return ContentFilteredError(
+            f"{said} (HTTP {status}): the prompt was blocked by the content filter; rephrase it.",
+            status_code=status,
+        )
+    if status in (400, 404) and (
+        codes & _MODEL_CODES or (status == 404 and not codes and "model" in said.lower())
     ):
         return ModelNotFoundError(
-            f"{said} (HTTP 404). Model {settings.model!r} was not found; "
+            f"{said} (HTTP {status}). Model {settings.model!r} was not found; "
             "list the available ids with `sigla models`.",
             model=settings.model,
             **common,
@@ -130,29 +225,28 @@ def error_from_status(
             f"pick another model (`sigla models`) or ask an owner for access{scope}.",
             **common,
         )
-    if status == 413 or code == "tokens_limit_reached":
-        found = _MAX_TOKENS.search(said)
-        limit = int(found.group(1)) if found else None
+    if status == 413 or codes & _TOO_LARGE_CODES or (status == 400 and _CONTEXT_WORDS.search(said)):
+        match = _MAX_TOKENS.search(said)
+        limit = found.limit or (int(match.group(1)) if match else None)
         limit_text = f" of {limit} tokens" if limit else ""
         return InputTooLargeError(
-            f"{said} (HTTP {status}): the per-request input token limit{limit_text} was exceeded; "
+            f"{said} (HTTP {status}): the input is over the model's token limit{limit_text}; "
             "shorten the prompt or split the input.",
             limit=limit,
             **common,
         )
     if status == 429:
         retry_after = retry_after_from_headers(headers)
-        wait = f" The service asks to wait {retry_after:g} s." if retry_after is not None else ""
+        wait = (
+            f" The service asks to wait {describe_wait(retry_after)}."
+            if retry_after is not None
+            else ""
+        )
         return RateLimitError(
             f"{said} (HTTP 429: rate limit).{wait}",
             retry_after=retry_after,
             limit_type=headers.get("x-ratelimit-type"),
             **common,
-        )
-    if code == "content_filter":
-        return ContentFilteredError(
-            f"{said} (HTTP {status}): the prompt was blocked by the content filter; rephrase it.",
-            status_code=status,
         )
     if status == 408 or status >= 500:
         return ServerError(
@@ -199,17 +293,13 @@ def translate(exc: BaseException, settings: Settings, *, streaming: bool = False
         )
     if "NoResponseError" in names:
         return APIConnectionError(f"No response from {settings.display_endpoint}; try again later.")
-    if "SSEError" in names:  # before TransportError, its base class in httpx-sse
-        return StreamError(f"The service did not answer with an event stream: {_first_line(exc)}")
     if "TimeoutException" in names:
-        what = "between two stream chunks" if streaming else "for an answer"
-        return APITimeoutError(
-            f"Timed out after {settings.timeout:g} s waiting {what} from "
-            f"{settings.display_endpoint} (raise timeout= if the model is slow)."
-        )
-    if streaming and ("RemoteProtocolError" in names or "ReadError" in names):
-        return StreamError(f"The connection was cut mid-stream: {_first_line(exc)}")
-    if "TransportError" in names or "HTTPError" in names or isinstance(exc, OSError):
+        return _timeout(names, settings, streaming)
+    if streaming and ({"RemoteProtocolError", "ReadError"} & names):
+        return StreamError(f"The connection was closed before the stream ended: {_first_line(exc)}")
+    if {"TransportError", "HTTPError", "NetworkError", "ProtocolError"} & names or isinstance(
+        exc, OSError
+    ):
         return APIConnectionError(
             f"Could not reach {settings.display_endpoint}: {_first_line(exc).rstrip('.')}. "
             "Check the endpoint and your network."
@@ -219,39 +309,75 @@ def translate(exc: BaseException, settings: Settings, *, streaming: bool = False
     return LLMError(f"Unexpected {type(exc).__name__}: {_first_line(exc)}")
 
 
+def _timeout(names: set[str], settings: Settings, streaming: bool) -> APITimeoutError:
+    """A timeout, saying whether the request had been sent: then it is not retried."""
+    where = settings.display_endpoint
+    if "ReadTimeout" not in names:  # connect, write or pool: the request never went out
+        return APITimeoutError(
+            f"Timed out after {settings.timeout:g} s connecting or sending to {where}."
+        )
+    what = "for the next event of the stream" if streaming else "for the answer"
+    return APITimeoutError(
+        f"No answer from {where} within timeout={settings.timeout:g} s (waiting {what}). The "
+        "request was sent, so it was not retried: the server may still be working on it. "
+        "Raise timeout= (or SIGLA_LLM_TIMEOUT), or lower max_tokens for a shorter answer.",
+        request_sent=True,
+    )
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    return excerpt(text[0]) if text else type(exc).__name__
 
 
-def scrub(error: LLMError, secret: str | None) -> LLMError:
-    """Remove the credential from an error's text, should a service have echoed it back.
+_MIN_SECRET = 8  # shorter "secrets" are placeholders ("none", test values): replacing them
+# would garble ordinary words
 
-    Secrets shorter than 8 characters are placeholders (``"none"``, test values), and
-    replacing them would garble ordinary words.
-    """
-    if not secret or len(secret) < 8:
+
+def scrub(error: LLMError, settings: Settings) -> LLMError:
+    """Remove every credential of ``settings`` from an error, should a service echo one."""
+    secrets = [s.reveal() for s in settings.secrets if len(s) >= _MIN_SECRET]
+    if not secrets:
         return error
-    if secret and secret in str(error):
-        cleaned = str(error).replace(secret, "***")
-        error.args = (cleaned,)
-        error.message = cleaned
-    if isinstance(error, APIStatusError) and secret and error.body and secret in error.body:
-        error.body = error.body.replace(secret, "***")
+
+    def clean(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    error.args = tuple(clean(a) if isinstance(a, str) else a for a in error.args)
+    for name, value in list(vars(error).items()):
+        if isinstance(value, str):
+            setattr(error, name, clean(value))
     return error
 
 
 @contextmanager
 def translating(settings: Settings, *, streaming: bool = False) -> Iterator[None]:
-    """The boundary: nothing but a :mod:`sigla.errors` error leaves this block."""
+    """The boundary: nothing but a :mod:`sigla.errors` error leaves this block.
+
+    The foreign exception is not chained (``__cause__``): it holds the request, whose
+    headers carry the credential, and its traceback runs through SDK frames whose locals
+    hold it too. What matters of it (status, code, request id, a body excerpt) is on the
+    sigla error, whose traceback starts here.
+    """
     try:
         yield
-    except LLMError as error:
-        scrub(error, settings.token)
-        raise
+    except LLMError as raised:
+        error = raised
     except Exception as exc:
-        translated = scrub(translate(exc, settings, streaming=streaming), settings.token)
-        # Keep the cause for debugging, unless its own text would show the credential.
-        token = settings.token or ""
-        leaks = len(token) >= 8 and token in repr(exc)
-        raise translated from (None if leaks else exc)
+        error = translate(exc, settings, streaming=streaming)
+    else:
+        return
+    raise detached(scrub(error, settings))
+
+
+def detached(error: LLMError) -> LLMError:
+    """``error`` cut loose from the exceptions and frames below the boundary.
+
+    Re-raising it outside an ``except`` block then leaves ``__context__`` empty.
+    """
+    error.__cause__ = None
+    error.__context__ = None
+    error.__suppress_context__ = False
+    return error.with_traceback(None)

@@ -1,53 +1,318 @@
-"""The HTTP clients sigla hands to mistralai, and the transport shim on them.
+"""The HTTP clients sigla hands to mistralai, and the transport under them.
 
-Imported lazily (it imports ``httpx``). We give the SDK clients of our own because that
-solves, in one place and for every mistralai major version:
+Imported lazily (it imports ``httpx`` and ``httpcore``). We give the SDK clients of our own
+because that solves, in one place and for every mistralai major version:
 
 - cost and sharing: one sync client per process and one async client per event loop (per
-  :class:`~sigla._core.Wire`), all sharing one SSL context, so a ``GitHubLLM`` is cheap
-  and calls share connection pools;
+  :class:`~sigla._core.Wire`), all sharing one SSL context;
 - one HTTP library: mistralai 3.x uses ``httpx2`` internally but accepts ``httpx``
-  clients, so transport errors are always ``httpx``'s;
+  clients, so transport errors are always ``httpx``'s or ``httpcore``'s;
 - what the SDK cannot express: the body rewrite of :func:`~sigla._core.rewrite_body`,
-  query parameters (Azure's ``api-version``), our User-Agent, the Foundry route for
-  mistralai 1.x's Azure client, and reading error bodies of streamed responses (mistralai
-  reads them unread and crashes with ``ResponseNotRead`` when they are empty).
+  query parameters (Azure's ``api-version``, a key given in the endpoint URL), our
+  User-Agent, the Foundry route for mistralai 1.x's Azure client;
+- what a hostile or broken server must not do to the caller (contract of issue 10):
+  ``timeout`` bounds a whole non-streamed attempt (a server dripping one byte at a time
+  cannot hold a call forever), decoded bodies are bounded (a gzip bomb inflates in small
+  pieces and stops at ``max_response_bytes``), error bodies are cut at
+  :data:`ERROR_BODY_LIMIT`, and redirects are refused rather than followed (the credential
+  never goes to another address).
+
+The deadline reaches the sockets through a network backend that cuts every read, write and
+connect to the time left (:data:`_DEADLINE`, a context variable, so each thread and each
+task has its own); httpcore alone only bounds each read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
+import contextvars
 import threading
-from collections.abc import AsyncIterator
+import time
+import zlib
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Generic, TypeVar
+from urllib.parse import urljoin
 
+import httpcore
 import httpx
 
 from . import __version__
 from ._core import Wire, fill_completion_body, rewrite_body
+from ._sse import Event, SSEDecoder
+from .errors import ConfigurationError, InvalidResponseError
 
-__all__ = ["LoopLocal", "sync_client", "async_client", "idle_async_client"]
+__all__ = [
+    "ERROR_BODY_LIMIT",
+    "LoopLocal",
+    "aiter_events",
+    "async_client",
+    "idle_async_client",
+    "iter_events",
+    "sync_client",
+]
+
+ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error answer kept; the rest is never downloaded
+_PIECE = 64 * 1024  # most bytes one step of decompression may produce
+_MIN_TIMEOUT = 0.001  # a socket timeout of 0 would mean "non-blocking", not "expired"
 
 # mistralai 1.x's Azure client posts {endpoint}/v1/chat/completions; Foundry's
 # model-inference route, which 2.x/3.x use, has no /v1.
 _AZURE_V1_ROUTE = "/models/v1/chat/completions"
 _AZURE_ROUTE = "/models/chat/completions"
+_DROPPED_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "sigla_deadline", default=None
+)
+
+
+def _cut(timeout: float | None) -> float | None:
+    """An operation's own timeout, cut to what is left of the current deadline."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = max(_MIN_TIMEOUT, deadline - time.monotonic())
+    return left if timeout is None else min(timeout, left)
+
+
+# ---------------------------------------------------------------- the network, with deadlines
+
+
+class _Stream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _cut(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _cut(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, _cut(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        return _Stream(
+            self._inner.connect_tcp(host, port, _cut(timeout), local_address, socket_options)
+        )
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._inner.connect_unix_socket(path, _cut(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _AsyncStream(httpcore.AsyncNetworkStream):
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, _cut(timeout))
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, _cut(timeout))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        inner = await self._inner.start_tls(ssl_context, server_hostname, _cut(timeout))
+        return _AsyncStream(inner)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _AsyncBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        inner = await self._inner.connect_tcp(
+            host, port, _cut(timeout), local_address, socket_options
+        )
+        return _AsyncStream(inner)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        inner = await self._inner.connect_unix_socket(path, _cut(timeout), socket_options)
+        return _AsyncStream(inner)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+# ---------------------------------------------------------------- bodies, decoded in bounds
+
+
+class _Inflater:
+    """Content-Encoding decoding whose every step yields at most :data:`_PIECE` bytes.
+
+    httpx decodes each network chunk whole: 64 KiB of gzip bomb can inflate to 64 MiB at
+    once. sigla asks for ``gzip, deflate`` only, so those are the encodings it decodes.
+    """
+
+    def __init__(self, encoding: str, where: str) -> None:
+        self._where = where
+        encoding = encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self._zlib: Any = None
+        elif encoding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._zlib = zlib.decompressobj()
+        else:
+            raise InvalidResponseError(
+                f"{where} answered with Content-Encoding {encoding[:40]!r}, which sigla did not "
+                "ask for (it accepts gzip and deflate). Check the endpoint."
+            )
+
+    def decode(self, data: bytes) -> Iterator[bytes]:
+        z = self._zlib
+        if z is None:
+            yield data
+            return
+        try:
+            while data:
+                piece = z.decompress(data, _PIECE)
+                data = z.unconsumed_tail
+                if piece:
+                    yield piece
+        except zlib.error:
+            raise InvalidResponseError(
+                f"{self._where} sent a compressed answer that does not decompress."
+            ) from None
+
+    def flush(self) -> bytes:
+        return self._zlib.flush() if self._zlib is not None else b""
+
+
+class _Body(httpx.SyncByteStream):
+    """A response body read under a deadline (settable between reads) and decoded in bounds."""
+
+    def __init__(self, raw: Any, inflater: _Inflater, deadline: float, where: str) -> None:
+        self._raw = raw
+        self._inflater = inflater
+        self.deadline = deadline
+        self._where = where
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunks = iter(self._raw)
+        while True:
+            if time.monotonic() >= self.deadline:
+                raise httpx.ReadTimeout(f"{self._where} did not finish answering in time")
+            token = _DEADLINE.set(self.deadline)
+            try:
+                chunk = next(chunks, None)
+            finally:
+                _DEADLINE.reset(token)
+            if chunk is None:
+                break
+            yield from self._inflater.decode(chunk)
+        tail = self._inflater.flush()
+        if tail:
+            yield tail
+
+    def close(self) -> None:
+        close = getattr(self._raw, "close", None)
+        if close is not None:
+            close()
+
+
+class _AsyncBody(httpx.AsyncByteStream):
+    """Async twin of :class:`_Body`."""
+
+    def __init__(self, raw: Any, inflater: _Inflater, deadline: float, where: str) -> None:
+        self._raw = raw
+        self._inflater = inflater
+        self.deadline = deadline
+        self._where = where
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks = self._raw.__aiter__()
+        while True:
+            if time.monotonic() >= self.deadline:
+                raise httpx.ReadTimeout(f"{self._where} did not finish answering in time")
+            token = _DEADLINE.set(self.deadline)
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                break
+            finally:
+                _DEADLINE.reset(token)
+            for piece in self._inflater.decode(chunk):
+                yield piece
+        tail = self._inflater.flush()
+        if tail:
+            yield tail
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._raw, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+# ---------------------------------------------------------------- requests and answers
 
 
 def _is_chat(request: httpx.Request) -> bool:
     return request.method == "POST" and request.url.path.endswith("/chat/completions")
 
 
+def _where(url: httpx.URL) -> str:
+    """The address for messages: no credential, no query."""
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}{url.path}"
+
+
 def prepare(request: httpx.Request, wire: Wire) -> httpx.Request:
-    """The request as the service must see it."""
+    """The request as the service must see it (credentials from the URL added only here)."""
     headers = request.headers.copy()
     headers["user-agent"] = f"sigla/{__version__} {headers.get('user-agent', '')}".strip()
+    headers["accept-encoding"] = "gzip, deflate"
     url = request.url
     if url.path.endswith(_AZURE_V1_ROUTE):
         url = url.copy_with(path=url.path[: -len(_AZURE_V1_ROUTE)] + _AZURE_ROUTE)
     if wire.query:
-        url = url.copy_merge_params(dict(wire.query))
+        url = url.copy_merge_params({k: v.reveal() for k, v in wire.query})
+    if wire.userinfo is not None:
+        basic = base64.b64encode(wire.userinfo.reveal().encode()).decode()
+        headers["authorization"] = f"Basic {basic}"
     content = request.content
     if _is_chat(request):
         content = rewrite_body(content, wire)
@@ -57,59 +322,218 @@ def prepare(request: httpx.Request, wire: Wire) -> httpx.Request:
     )
 
 
-def _needs_body(request: httpx.Request, response: httpx.Response) -> bool:
-    if response.status_code >= 400:
-        return True
-    content_type = response.headers.get("content-type", "")
-    return _is_chat(request) and response.status_code == 200 and "json" in content_type
+def _core_request(request: httpx.Request) -> httpcore.Request:
+    url = request.url
+    return httpcore.Request(
+        method=request.method,
+        url=httpcore.URL(
+            scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+        ),
+        headers=request.headers.raw,
+        content=request.stream,  # type: ignore[arg-type]
+        extensions=request.extensions,
+    )
 
 
-def _finish(response: httpx.Response, request: httpx.Request) -> httpx.Response:
-    """After the body was read: fill what some OpenAI-style servers leave out."""
-    if response.status_code != 200:
-        return response
-    filled = fill_completion_body(response.content)
-    if filled is None:
-        return response
-    headers = response.headers.copy()
-    headers.pop("content-length", None)
-    headers.pop("content-encoding", None)
-    return httpx.Response(200, headers=headers, content=filled, request=request)
+def _attempt_timeout(request: httpx.Request) -> float:
+    timeouts = request.extensions.get("timeout") or {}
+    read = timeouts.get("read")
+    return float(read) if read else 600.0
 
 
-class _Shim(httpx.BaseTransport):
-    def __init__(self, wire: Wire, verify: Any) -> None:
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _redirect_error(request: httpx.Request, status: int, location: str) -> ConfigurationError:
+    target = httpx.URL(urljoin(str(request.url), location)) if location else None
+    where = _where(target) if target is not None else "an address it did not give"
+    return ConfigurationError(
+        f"The endpoint {_where(request.url)} redirected (HTTP {status}) to {where}. sigla does "
+        "not follow redirects, so that the credential is never sent to another address: "
+        "if you trust it, use that URL as the endpoint (endpoint= or SIGLA_LLM_ENDPOINT)."
+    )
+
+
+class _Plan:
+    """What to do with an answer once its headers are in: I/O-free, shared by both twins."""
+
+    def __init__(
+        self, request: httpx.Request, status: int, headers: list[tuple[bytes, bytes]], wire: Wire
+    ) -> None:
+        self.where = _where(request.url)
+        if 300 <= status < 400:
+            raise _redirect_error(request, status, _header(headers, b"location"))
+        self.inflater = _Inflater(_header(headers, b"content-encoding"), self.where)
+        self.headers = [(k, v) for k, v in headers if k.lower().decode() not in _DROPPED_HEADERS]
+        content_type = _header(headers, b"content-type").lower()
+        wants_events = "text/event-stream" in request.headers.get("accept", "")
+        self.stream = status == 200 and "text/event-stream" in content_type
+        if wants_events and status == 200 and not self.stream:
+            self.limit = ERROR_BODY_LIMIT
+            self.refuse = (
+                f"{self.where} answered a streaming request with "
+                f"{content_type or 'no Content-Type'} instead of an event stream "
+                "(text/event-stream): this server may not stream; call chat() instead."
+            )
+        else:
+            self.refuse = ""
+            self.limit = ERROR_BODY_LIMIT if status >= 400 else wire.max_response_bytes
+        self.truncate = status >= 400  # keep the start of an error answer, drop the rest
+
+    def take(self, pieces: list[bytes], size: int) -> bool:
+        """Whether to read on, given what was read so far (raises when a 2xx is too big)."""
+        if size <= self.limit:
+            return True
+        if self.truncate or self.refuse:
+            return False
+        raise InvalidResponseError(
+            f"The answer from {self.where} is larger than {self.limit} bytes "
+            "(max_response_bytes), so sigla stopped reading it. Check the endpoint, or raise "
+            "max_response_bytes if such answers are expected."
+        )
+
+    def answer(
+        self, request: httpx.Request, status: int, content: bytes, extensions: Any
+    ) -> httpx.Response:
+        if self.refuse:
+            said = content[:200].decode("utf-8", "replace").strip()
+            raise InvalidResponseError(self.refuse + (f" It said: {said!r}" if said else ""))
+        content = content[: self.limit]
+        if status == 200 and _is_chat(request):
+            content = fill_completion_body(content) or content
+        return httpx.Response(
+            status, headers=self.headers, content=content, request=request, extensions=extensions
+        )
+
+
+class _Transport(httpx.BaseTransport):
+    def __init__(self, wire: Wire, ssl_context: Any) -> None:
         self._wire = wire
-        self._inner = httpx.HTTPTransport(verify=verify)
+        self._pool = httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=_Backend())
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request = prepare(request, self._wire)
-        response = self._inner.handle_request(request)
-        if _needs_body(request, response):
-            response.read()
-            return _finish(response, request)
-        return response
+        timeout = _attempt_timeout(request)
+        deadline = time.monotonic() + timeout
+        token = _DEADLINE.set(deadline)
+        try:
+            response = self._pool.handle_request(_core_request(request))
+        finally:
+            _DEADLINE.reset(token)
+        try:
+            plan = _Plan(request, response.status, response.headers, self._wire)
+            if plan.stream:
+                deadline = time.monotonic() + timeout  # from here, per event (iter_events)
+            body = _Body(response.stream, plan.inflater, deadline, plan.where)
+        except BaseException:
+            response.close()
+            raise
+        if plan.stream:
+            return httpx.Response(
+                200,
+                headers=plan.headers,
+                stream=body,
+                extensions={**response.extensions, "sigla.body": body},
+            )
+        pieces: list[bytes] = []
+        size = 0
+        try:
+            for piece in body:
+                pieces.append(piece)
+                size += len(piece)
+                if not plan.take(pieces, size):
+                    break
+        finally:
+            response.close()
+        return plan.answer(request, response.status, b"".join(pieces), response.extensions)
 
     def close(self) -> None:
-        self._inner.close()
+        self._pool.close()
 
 
-class _AsyncShim(httpx.AsyncBaseTransport):
-    def __init__(self, wire: Wire, verify: Any) -> None:
+class _AsyncTransport(httpx.AsyncBaseTransport):
+    def __init__(self, wire: Wire, ssl_context: Any) -> None:
         self._wire = wire
-        self._inner = httpx.AsyncHTTPTransport(verify=verify)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context, network_backend=_AsyncBackend()
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         request = prepare(request, self._wire)
-        response = await self._inner.handle_async_request(request)
-        if _needs_body(request, response):
-            await response.aread()
-            return _finish(response, request)
-        return response
+        timeout = _attempt_timeout(request)
+        deadline = time.monotonic() + timeout
+        token = _DEADLINE.set(deadline)
+        try:
+            response = await self._pool.handle_async_request(_core_request(request))
+        finally:
+            _DEADLINE.reset(token)
+        try:
+            plan = _Plan(request, response.status, response.headers, self._wire)
+            if plan.stream:
+                deadline = time.monotonic() + timeout
+            body = _AsyncBody(response.stream, plan.inflater, deadline, plan.where)
+        except BaseException:
+            await response.aclose()
+            raise
+        if plan.stream:
+            return httpx.Response(
+                200,
+                headers=plan.headers,
+                stream=body,
+                extensions={**response.extensions, "sigla.body": body},
+            )
+        pieces: list[bytes] = []
+        size = 0
+        try:
+            async for piece in body:
+                pieces.append(piece)
+                size += len(piece)
+                if not plan.take(pieces, size):
+                    break
+        finally:
+            await response.aclose()
+        return plan.answer(request, response.status, b"".join(pieces), response.extensions)
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        await self._pool.aclose()
 
+
+# ---------------------------------------------------------------- event streams
+
+
+def iter_events(response: httpx.Response, timeout: float, max_size: int) -> Iterator[Event]:
+    """The events of a streamed answer; each must arrive within ``timeout`` of the last."""
+    body = response.extensions.get("sigla.body")
+    decoder = SSEDecoder(max_size)
+    for chunk in response.iter_raw():
+        events = decoder.feed(chunk)
+        if events and body is not None:
+            body.deadline = time.monotonic() + timeout
+        yield from events
+    yield from decoder.close()
+
+
+async def aiter_events(
+    response: httpx.Response, timeout: float, max_size: int
+) -> AsyncIterator[Event]:
+    """Async twin of :func:`iter_events`."""
+    body = response.extensions.get("sigla.body")
+    decoder = SSEDecoder(max_size)
+    async for chunk in response.aiter_raw():
+        events = decoder.feed(chunk)
+        if events and body is not None:
+            body.deadline = time.monotonic() + timeout
+        for event in events:
+            yield event
+    for event in decoder.close():
+        yield event
+
+
+# ---------------------------------------------------------------- clients, shared
 
 T = TypeVar("T")
 
@@ -175,7 +599,7 @@ def sync_client(wire: Wire) -> httpx.Client:
     with _lock:
         client = _sync_clients.get(wire)
         if client is None:
-            client = httpx.Client(transport=_Shim(wire, _ssl()), follow_redirects=True)
+            client = httpx.Client(transport=_Transport(wire, _ssl()), follow_redirects=False)
             _sync_clients[wire] = client
         return client
 
@@ -196,7 +620,7 @@ async def async_client(wire: Wire) -> httpx.AsyncClient:
     """
     entry = _async_clients.get(wire)
     if entry is None:
-        client = httpx.AsyncClient(transport=_AsyncShim(wire, _ssl()), follow_redirects=True)
+        client = httpx.AsyncClient(transport=_AsyncTransport(wire, _ssl()), follow_redirects=False)
         closer = _close_with_the_loop(client)
         await closer.__anext__()  # registers it with the loop's async-generator shutdown
         entry = _async_clients.set((client, closer), wire)

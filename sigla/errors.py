@@ -23,7 +23,7 @@ SIGLA code raised ``RuntimeError`` and its callers catch that.
      │   ├─ ServerError                 5xx (and 408)
      │   └─ GitHubModelsRetiredError    410, or 403/404 carrying Sunset/Deprecation
      ├─ InvalidResponseError            a 2xx answer that is not a chat completion
- ├─ ContentFilteredError            the prompt or the answer was filtered
+     ├─ ContentFilteredError            the prompt or the answer was filtered
      └─ StreamError                     a stream was cut or ended without finish_reason
 
 Messages keep the service's own words and add what to do next. No message, ``repr`` or
@@ -79,7 +79,15 @@ class InvalidRequestError(LLMError, ValueError):
 
 
 class APIConnectionError(LLMError):
-    """The service could not be reached, or the connection broke before an answer."""
+    """The service could not be reached, or the connection broke before an answer.
+
+    ``request_sent`` is true when the request had gone out in full: the service may be
+    working on it (or billing it), so a timeout then is not retried by default.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool = False) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
 
 
 class APITimeoutError(APIConnectionError):

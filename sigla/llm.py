@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import _constants as C
-from ._config import Settings, resolve_settings
+from ._config import Settings, as_secret, resolve_settings
 from ._core import (
     SSE_DONE,
     Completion,
@@ -35,8 +35,9 @@ from ._core import (
 )
 from ._limits import Admission, RateLimits, limiter_for
 from ._retry import describe_wait, next_delay
+from ._secret import Secret
 from ._streams import AsyncTextStream, Outcome, TextStream, aclose_quietly, broken_stream
-from ._translate import error_from_status, translating
+from ._translate import detached, error_from_status, translating
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -135,7 +136,7 @@ class GitHubLLM:
         *,
         temperature: float | None = None,
         provider: str | None = None,
-        token: str | None = None,
+        token: str | Secret | None = None,
         endpoint: str | None = None,
         org: str | None = None,
         timeout: float | None = None,
@@ -143,10 +144,13 @@ class GitHubLLM:
         max_retry_wait: float | None = None,
         api_version: str | None = None,
         limits: RateLimits | None = None,
+        max_response_bytes: int | None = None,
+        retry_read_timeouts: bool = False,
         sleep: Callable[[float], object] = time.sleep,
         async_sleep: Callable[[float], Awaitable[object]] = _asyncio_sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        token = as_secret(token)  # no frame of sigla holds the credential in clear
         if temp is not None and temperature is not None and temp != temperature:
             raise InvalidRequestError("Pass temp= or temperature=, not both.")
         self.settings: Settings = resolve_settings(
@@ -160,14 +164,17 @@ class GitHubLLM:
             max_retry_wait=max_retry_wait,
             api_version=api_version,
             limits=limits,
+            max_response_bytes=max_response_bytes,
         )
         chosen = temperature if temperature is not None else temp
         check_sampling(temperature=chosen)
         self.temperature: float = C.DEFAULT_TEMPERATURE if chosen is None else float(chosen)
+        self.retry_read_timeouts = bool(retry_read_timeouts)
         self._sleep = sleep
         self._async_sleep = async_sleep
         s = self.settings
-        self._limiter = limiter_for(s.endpoint, s.model, s.token, s.limits, clock)
+        who = s.token.digest if s.token is not None else None
+        self._limiter = limiter_for(s.endpoint, s.model, who, s.limits, clock)
         self._backend: Any = None
 
     # -- what this client talks to
@@ -199,7 +206,7 @@ class GitHubLLM:
 
             self._backend = Backend(
                 endpoint=self.settings.endpoint,
-                api_key=self.settings.token or "",
+                api_key=self.settings.token,
                 wire=wire_for(self.settings),
                 azure=self.settings.provider == "azure",
             )
@@ -228,24 +235,47 @@ class GitHubLLM:
             seed=seed,
         )
 
-    def _wait_or_raise(
+    def _next(
         self, error: LLMError, attempt: int, what: str, assembler: StreamAssembler | None = None
     ) -> float:
-        """Seconds to wait before the next attempt (logged), or raise ``error`` now.
+        """Seconds to wait before the next attempt (logged), or raise the final error.
 
-        For a stream (``assembler`` given) that already yielded text, any failure is
-        raised at once as a :class:`~sigla.errors.StreamError` carrying that text.
+        Call it outside an ``except`` block: the error leaves with no ``__context__``. For
+        a stream (``assembler`` given) that already yielded text, any failure is raised at
+        once as a :class:`~sigla.errors.StreamError` carrying that text.
         """
-        started = None if assembler is None else bool(assembler.parts)
-        if started:
-            broken = broken_stream(error, assembler.text)  # type: ignore[union-attr]
-            if broken is error:
-                raise error
-            raise broken from error
+        if assembler is not None and assembler.parts:
+            raise detached(broken_stream(error, assembler.text))
+        started = None if assembler is None else False
         delay = self._delay(error, attempt, what, started)
         if delay is None:
-            raise error
+            raise detached(self._gave_up(error, attempt))
         return delay
+
+    def _gave_up(self, error: LLMError, attempt: int) -> LLMError:
+        """``error`` with what the retries did: how many attempts, and a wait not taken."""
+        notes = []
+        asked = getattr(error, "retry_after", None)
+        limit = self.settings.max_retry_wait
+        if (
+            isinstance(error, RateLimitError)
+            and not error.client_side
+            and asked is not None
+            and asked > limit
+        ):
+            daily = "Day" in (error.limit_type or "")
+            when = "The daily quota resets in" if daily else "That wait,"
+            notes.append(
+                f"{when} {describe_wait(asked)}, is longer than max_retry_wait={limit:g} s, "
+                "so sigla did not wait: try again later, or raise max_retry_wait."
+            )
+        if attempt > 0:
+            notes.append(f"(Gave up after {attempt + 1} attempts.)")
+        if notes:
+            text = " ".join([error.message, *notes])
+            error.message = text
+            error.args = (text, *error.args[1:])
+        return error
 
     def _delay(
         self, error: LLMError, attempt: int, what: str, started: bool | None = None
@@ -257,6 +287,7 @@ class GitHubLLM:
             max_retries=self.settings.max_retries,
             max_retry_wait=self.settings.max_retry_wait,
             stream_started=started,
+            retry_read_timeouts=self.retry_read_timeouts,
         )
         if delay is not None:
             said = " ".join(str(error).split())
@@ -315,9 +346,10 @@ class GitHubLLM:
         while True:
             try:
                 return once()
-            except LLMError as error:
-                self._sleep(self._wait_or_raise(error, attempt, what))
-                attempt += 1
+            except LLMError as caught:
+                error = caught
+            self._sleep(self._next(error, attempt, what))
+            attempt += 1
 
     async def _aretrying(self, once: Callable[[], Awaitable[T]], what: str) -> T:
         """Async twin of :meth:`_retrying`."""
@@ -325,9 +357,10 @@ class GitHubLLM:
         while True:
             try:
                 return await once()
-            except LLMError as error:
-                await self._async_sleep(self._wait_or_raise(error, attempt, what))
-                attempt += 1
+            except LLMError as caught:
+                error = caught
+            await self._async_sleep(self._next(error, attempt, what))
+            attempt += 1
 
     def chat(
         self,
@@ -384,21 +417,25 @@ class GitHubLLM:
                 with self._admitted(), translating(self.settings, streaming=True):
                     events = backend.stream_events(call)
                     try:
-                        for event in events:
-                            data = parse_sse_event(event)
-                            if data is SSE_DONE:
-                                break
-                            piece = assembler.feed(data)
-                            if piece:
-                                yield piece
-                        sink.completion = assembler.finish()
-                        check_filtered(sink.completion)
+                        try:
+                            for event in events:
+                                data = parse_sse_event(event)
+                                if data is SSE_DONE:
+                                    break
+                                piece = assembler.feed(data)
+                                if piece:
+                                    yield piece
+                        except Exception:
+                            if assembler.finish_reason is None:
+                                raise
+                            # Complete already: the server closed without its [DONE].
+                        sink.completion = check_filtered(assembler.finish())
                     finally:
                         events.close()
                 return
-            except LLMError as error:
-                delay = self._wait_or_raise(error, attempt, "stream", assembler)
-            self._sleep(delay)
+            except LLMError as caught:
+                error = caught
+            self._sleep(self._next(error, attempt, "stream", assembler))
             attempt += 1
 
     def models(self) -> list[ModelInfo]:
@@ -421,7 +458,8 @@ class GitHubLLM:
             url = f"{parts.scheme}://{parts.netloc}/catalog/models"
         else:
             url = f"{self.settings.endpoint}/v1/models"
-        headers = {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
+        token = self.settings.token
+        headers = {"Authorization": f"Bearer {token.reveal()}"} if token is not None else {}
         backend = self._sdk()
 
         def once() -> Any:
@@ -514,15 +552,19 @@ class GitHubLLM:
                     with translating(self.settings, streaming=True):
                         events = backend.astream_events(call)
                         try:
-                            async for event in events:
-                                data = parse_sse_event(event)
-                                if data is SSE_DONE:
-                                    break
-                                piece = assembler.feed(data)
-                                if piece:
-                                    yield piece
-                            sink.completion = assembler.finish()
-                            check_filtered(sink.completion)
+                            try:
+                                async for event in events:
+                                    data = parse_sse_event(event)
+                                    if data is SSE_DONE:
+                                        break
+                                    piece = assembler.feed(data)
+                                    if piece:
+                                        yield piece
+                            except Exception:
+                                if assembler.finish_reason is None:
+                                    raise
+                                # Complete already: the server closed without its [DONE].
+                            sink.completion = check_filtered(assembler.finish())
                         except GeneratorExit:
                             # Closed by the event loop (asyncio.run's shutdown_asyncgens, or
                             # a dropped stream's finaliser): the loop closes `events` as
@@ -536,9 +578,9 @@ class GitHubLLM:
                         else:
                             await aclose_quietly(events)
                 return
-            except LLMError as error:
-                delay = self._wait_or_raise(error, attempt, "stream", assembler)
-            await self._async_sleep(delay)
+            except LLMError as caught:
+                error = caught
+            await self._async_sleep(self._next(error, attempt, "stream", assembler))
             attempt += 1
 
 

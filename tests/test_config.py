@@ -40,7 +40,7 @@ def test_arguments_beat_the_environment(monkeypatch):
     )
     assert llm.model == "openai/gpt-4o-mini"
     assert llm.endpoint == "http://localhost:1/inference"
-    assert llm.settings.token == TOKEN
+    assert llm.settings.token.reveal() == TOKEN
     assert llm.settings.sources == {
         "provider": "default",
         "endpoint": "argument",
@@ -75,7 +75,7 @@ def test_gh_cli_token_is_used_when_no_variable_is_set(tmp_path, monkeypatch):
     gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     llm = GitHubLLM()
-    assert llm.settings.token == "gho_fromcli"
+    assert llm.settings.token.reveal() == "gho_fromcli"
     assert llm.settings.sources["token"] == "gh auth token"
 
 
@@ -134,7 +134,7 @@ def test_endpoints_in_every_pasted_form_are_normalised(provider, given, base, qu
         provider=provider, endpoint=given, model="m", token="k" * 10, env={}
     )
     assert settings.endpoint == base
-    assert settings.query == query
+    assert tuple((k, v.reveal()) for k, v in settings.query) == query
 
 
 def test_azure_api_version_may_come_from_the_endpoint_query():

@@ -589,14 +589,24 @@ def test_a_stall_after_the_first_piece_is_a_stream_error_with_the_text(fake, mak
     pieces, error = run_stream(make_llm(timeout=0.3), mode, "hi")
     assert pieces == ["one ", "two "]
     assert isinstance(error, StreamError)
-    assert isinstance(error.__cause__, APITimeoutError)
+    assert "timeout=0.3 s" in str(error)
+    assert error.__cause__ is None and error.__context__ is None
     assert error.text == "one two "
     assert len(fake.requests) == 1
 
 
-def test_a_stall_before_the_first_piece_is_retried(fake, make_llm, clock, mode):
+def test_a_stall_before_the_first_piece_is_a_timeout_not_retried(fake, make_llm, clock, mode):
     fake.fail("stream_stall", after=0, seconds=2)
     pieces, error = run_stream(make_llm(timeout=0.3), mode, "hi")
+    assert isinstance(error, APITimeoutError) and error.request_sent
+    assert "raise timeout=" in str(error).lower() and "max_tokens" in str(error)
+    assert pieces == [] and clock.sleeps == [] and len(fake.requests) == 1
+
+
+def test_a_stall_before_the_first_piece_is_retried_when_asked(fake, make_llm, clock, mode):
+    fake.fail("stream_stall", after=0, seconds=2)
+    llm = make_llm(timeout=0.3, retry_read_timeouts=True)
+    pieces, error = run_stream(llm, mode, "hi")
     assert error is None
     assert "".join(pieces) == "Echo: hi"
     assert len(clock.sleeps) == 1

@@ -64,7 +64,9 @@ def test_missing_mistralai_names_the_extra_to_install():
         "except MissingDependencyError as e:\n    print(isinstance(e, ImportError), e)\n"
     )
     assert out.startswith("True ")
-    assert 'pip install "sigla[llm]"' in out
+    assert 'pip install "mistralai>=1.12,<4"' in out  # the pip names, never "sigla[llm]"
+    assert '"sigla[llm]"' not in out
+    assert 'pip install -e ".[llm]"' in out
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,7 @@ def test_azure_reads_its_variables_and_sigla_endpoint_overrides_them(monkeypatch
     monkeypatch.setenv("AZURE_API_KEY", "azure-key-xyz")
     llm = GitHubLLM(provider="azure", model="Codestral-2501")
     assert llm.endpoint == "https://res.services.ai.azure.com"
-    assert llm.settings.token == "azure-key-xyz"
+    assert llm.settings.token.reveal() == "azure-key-xyz"
     assert llm.settings.api_version == "2024-05-01-preview"
     monkeypatch.setenv("SIGLA_LLM_ENDPOINT", "https://proxy.example/models/chat/completions")
     monkeypatch.setenv("AZURE_API_VERSION", "2024-10-01")
