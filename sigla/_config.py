@@ -27,6 +27,8 @@ __all__ = [
     "gh_cli_token",
     "mask_userinfo",
     "normalise_endpoint",
+    "on_github_models",
+    "RETIRED_SWITCH",
     "resolve_settings",
 ]
 
@@ -149,6 +151,25 @@ class Settings:
         if self.userinfo is not None:
             found.extend(Secret(part) for part in self.userinfo.reveal().split(":"))
         return tuple(s for s in found if s is not None)
+
+
+RETIRED_SWITCH = (
+    f"Note: GitHub Models was retired on {C.GITHUB_MODELS_RETIRED_ON}, so even a valid GitHub "
+    "token gets no answer there. Switch with one line: Azure AI Foundry "
+    "`export SIGLA_LLM_PROVIDER=azure AZURE_ENDPOINT=<endpoint> AZURE_API_KEY=<key> "
+    "SIGLA_LLM_MODEL=<deployment>`, Mistral `export SIGLA_LLM_PROVIDER=mistral "
+    "MISTRAL_API_KEY=<key>`, or a local server `export SIGLA_LLM_PROVIDER=openai "
+    "SIGLA_LLM_ENDPOINT=http://localhost:11434/v1 SIGLA_LLM_MODEL=<model>`."
+)
+
+
+def on_github_models(provider: str, endpoint: str) -> bool:
+    """Whether these settings aim at GitHub Models itself (retired), not a custom endpoint."""
+    try:
+        host = urlsplit(endpoint).hostname
+    except ValueError:
+        return False
+    return provider == "github" and host == urlsplit(C.GITHUB_MODELS_ENDPOINT).hostname
 
 
 def mask_userinfo(url: str) -> str:
@@ -366,7 +387,10 @@ def resolve_settings(
             "non-ASCII characters (a copy-paste accident?), so it was not sent; set it again."
         )
     if secret is None and spec.credential_required and require_token:
-        raise MissingTokenError(spec.credential_hint)
+        hint = spec.credential_hint
+        if on_github_models(spec.name, url):
+            hint += " " + RETIRED_SWITCH
+        raise MissingTokenError(hint)
 
     def number(name: str, arg: float | None, default: float, var: str | None = None) -> float:
         sources[name] = "argument" if arg is not None else "default"

@@ -161,10 +161,15 @@ class Backend:
             sdk = self._async.set(self._build(transport.sync_client(self._wire), aclient))
         return sdk
 
-    def get(self, url: str, *, headers: dict[str, str], timeout: float) -> Any:
-        """A plain GET through the shared client (the model catalog)."""
+    def get(self, url: str, *, token: Secret | None, timeout: float) -> Any:
+        """A plain GET through the shared client (the model catalog).
+
+        The header is built here, below the error boundary, whose errors keep no frame of
+        this one: a local holding ``Bearer <token>`` must not be reachable from them.
+        """
         client = self._transport().sync_client(self._wire)
-        return client.get(url, headers=headers, timeout=timeout)
+        auth = {"Authorization": f"Bearer {token.reveal()}"} if token is not None else {}
+        return client.get(url, headers=auth, timeout=timeout)
 
     # -- calls: each returns the SDK's answer; errors are translated by the caller
 

@@ -458,13 +458,13 @@ class GitHubLLM:
             url = f"{parts.scheme}://{parts.netloc}/catalog/models"
         else:
             url = f"{self.settings.endpoint}/v1/models"
-        token = self.settings.token
-        headers = {"Authorization": f"Bearer {token.reveal()}"} if token is not None else {}
         backend = self._sdk()
 
         def once() -> Any:
             with translating(self.settings):
-                response = backend.get(url, headers=headers, timeout=self.settings.timeout)
+                response = backend.get(
+                    url, token=self.settings.token, timeout=self.settings.timeout
+                )
                 if response.status_code >= 400:
                     raise error_from_status(
                         response.status_code, response.text, response.headers, self.settings
