@@ -21,6 +21,7 @@ from .errors import (
 )
 
 __all__ = [
+    "CallBudget",
     "is_retryable",
     "backoff_delay",
     "next_delay",
@@ -138,3 +139,50 @@ def next_delay(
     if asked:
         return asked + C.RETRY_BASE_DELAY * rand()
     return backoff_delay(attempt, rand=rand)
+
+
+class CallBudget:
+    """What ``total_timeout`` leaves of one call: it bounds every attempt and every wait.
+
+    ``clock`` is the client's (injectable) clock; deadlines handed to the transport are in
+    ``time.monotonic()``, the clock sockets time out in.
+    """
+
+    def __init__(
+        self, total: float | None, timeout: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.total = total
+        self.timeout = timeout
+        self._clock = clock
+        self._started = clock()
+
+    def left(self) -> float | None:
+        """Seconds left of the call, or None when it has no total bound."""
+        if self.total is None:
+            return None
+        return self.total - (self._clock() - self._started)
+
+    def attempt_timeout(self) -> float:
+        """The timeout of the next attempt: ``timeout``, or less when the call is nearly over.
+
+        Raises :class:`~sigla.errors.APITimeoutError` once nothing is left.
+        """
+        left = self.left()
+        if left is None:
+            return self.timeout
+        if left <= 0:
+            raise APITimeoutError(
+                f"The call used up its total_timeout={self.total:g} s (attempts and the waits "
+                "between them). Raise total_timeout, or lower max_tokens for a shorter answer."
+            )
+        return min(self.timeout, left)
+
+    def deadline(self) -> float | None:
+        """When the call must end, in ``time.monotonic()`` time (for streams), or None."""
+        left = self.left()
+        return None if left is None else time.monotonic() + max(0.0, left)
+
+    def allows(self, delay: float) -> bool:
+        """Whether waiting ``delay`` seconds still leaves time for another attempt."""
+        left = self.left()
+        return left is None or delay < left

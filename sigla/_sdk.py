@@ -46,7 +46,7 @@ def _missing_error(what: str) -> MissingDependencyError:
     quoted = " ".join(f'"{requirement}"' for requirement in needed)
     return MissingDependencyError(
         f"{what}: calling a model needs {', '.join(needed)}. Install them with "
-        f"`pip install {quoted}`, or, from sigla's source tree, `pip install -e \".[llm]\"`."
+        f'`pip install {quoted}`, or, from sigla\'s source tree, `pip install -e ".[llm]"`.'
     )
 
 
@@ -179,27 +179,30 @@ class Backend:
     async def acomplete(self, call: dict[str, Any]) -> Any:
         return await (await self.async_sdk()).chat.complete_async(**call)
 
-    def stream_events(self, call: dict[str, Any]) -> Iterator[Any]:
+    def stream_events(self, call: dict[str, Any], deadline: float | None = None) -> Iterator[Any]:
         """SSE events of one streamed call; the response is closed when iteration stops.
 
-        Each event must come within the call's timeout of the one before, and none may be
-        larger than ``max_response_bytes``.
+        Each event must come within the call's timeout of the one before (and all before
+        ``deadline``, in ``time.monotonic()`` time), and none may be larger than
+        ``max_response_bytes``.
         """
         transport = self._transport()
         response = self.sync_sdk().chat.stream(**call).response
         try:
             yield from transport.iter_events(
-                response, call["timeout_ms"] / 1000, self._wire.max_response_bytes
+                response, call["timeout_ms"] / 1000, self._wire.max_response_bytes, deadline
             )
         finally:
             response.close()
 
-    async def astream_events(self, call: dict[str, Any]) -> AsyncIterator[Any]:
+    async def astream_events(
+        self, call: dict[str, Any], deadline: float | None = None
+    ) -> AsyncIterator[Any]:
         transport = self._transport()
         stream = await (await self.async_sdk()).chat.stream_async(**call)
         response = stream.response
         events = transport.aiter_events(
-            response, call["timeout_ms"] / 1000, self._wire.max_response_bytes
+            response, call["timeout_ms"] / 1000, self._wire.max_response_bytes, deadline
         )
         try:
             async for event in events:

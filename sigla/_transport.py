@@ -505,28 +505,40 @@ class _AsyncTransport(httpx.AsyncBaseTransport):
 # ---------------------------------------------------------------- event streams
 
 
-def iter_events(response: httpx.Response, timeout: float, max_size: int) -> Iterator[Event]:
-    """The events of a streamed answer; each must arrive within ``timeout`` of the last."""
+def _next_deadline(timeout: float, deadline: float | None) -> float:
+    due = time.monotonic() + timeout
+    return due if deadline is None else min(due, deadline)
+
+
+def iter_events(
+    response: httpx.Response, timeout: float, max_size: int, deadline: float | None = None
+) -> Iterator[Event]:
+    """The events of a streamed answer; each must arrive within ``timeout`` of the last,
+    and all before ``deadline`` (``time.monotonic()`` time) when one is given."""
     body = response.extensions.get("sigla.body")
+    if body is not None and deadline is not None:
+        body.deadline = min(body.deadline, deadline)
     decoder = SSEDecoder(max_size)
     for chunk in response.iter_raw():
         events = decoder.feed(chunk)
         if events and body is not None:
-            body.deadline = time.monotonic() + timeout
+            body.deadline = _next_deadline(timeout, deadline)
         yield from events
     yield from decoder.close()
 
 
 async def aiter_events(
-    response: httpx.Response, timeout: float, max_size: int
+    response: httpx.Response, timeout: float, max_size: int, deadline: float | None = None
 ) -> AsyncIterator[Event]:
     """Async twin of :func:`iter_events`."""
     body = response.extensions.get("sigla.body")
+    if body is not None and deadline is not None:
+        body.deadline = min(body.deadline, deadline)
     decoder = SSEDecoder(max_size)
     async for chunk in response.aiter_raw():
         events = decoder.feed(chunk)
         if events and body is not None:
-            body.deadline = time.monotonic() + timeout
+            body.deadline = _next_deadline(timeout, deadline)
         for event in events:
             yield event
     for event in decoder.close():

@@ -34,7 +34,7 @@ from ._core import (
     wire_for,
 )
 from ._limits import Admission, RateLimits, limiter_for
-from ._retry import describe_wait, next_delay
+from ._retry import CallBudget, describe_wait, next_delay
 from ._secret import Secret
 from ._streams import AsyncTextStream, Outcome, TextStream, aclose_quietly, broken_stream
 from ._translate import detached, error_from_status, translating
@@ -146,6 +146,7 @@ class GitHubLLM:
         limits: RateLimits | None = None,
         max_response_bytes: int | None = None,
         retry_read_timeouts: bool = False,
+        total_timeout: float | None = None,
         sleep: Callable[[float], object] = time.sleep,
         async_sleep: Callable[[float], Awaitable[object]] = _asyncio_sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -170,6 +171,8 @@ class GitHubLLM:
         check_sampling(temperature=chosen)
         self.temperature: float = C.DEFAULT_TEMPERATURE if chosen is None else float(chosen)
         self.retry_read_timeouts = bool(retry_read_timeouts)
+        self.total_timeout = _check_total_timeout(total_timeout)
+        self._clock = clock
         self._sleep = sleep
         self._async_sleep = async_sleep
         s = self.settings
@@ -235,8 +238,30 @@ class GitHubLLM:
             seed=seed,
         )
 
+    def _budget(self) -> CallBudget:
+        return CallBudget(self.total_timeout, self.settings.timeout, self._clock)
+
+    def _attempt(self, call: dict[str, Any], budget: CallBudget) -> dict[str, Any]:
+        """``call`` for the next attempt: its timeout cut to what ``total_timeout`` leaves."""
+        try:
+            timeout = budget.attempt_timeout()
+        except LLMError as spent:
+            error = spent
+        else:
+            return (
+                call
+                if timeout >= self.settings.timeout
+                else {**call, "timeout_ms": max(1, int(timeout * 1000))}
+            )
+        raise detached(error)
+
     def _next(
-        self, error: LLMError, attempt: int, what: str, assembler: StreamAssembler | None = None
+        self,
+        error: LLMError,
+        attempt: int,
+        what: str,
+        assembler: StreamAssembler | None = None,
+        budget: CallBudget | None = None,
     ) -> float:
         """Seconds to wait before the next attempt (logged), or raise the final error.
 
@@ -250,11 +275,19 @@ class GitHubLLM:
         delay = self._delay(error, attempt, what, started)
         if delay is None:
             raise detached(self._gave_up(error, attempt))
+        if budget is not None and not budget.allows(delay):
+            raise detached(
+                self._gave_up(
+                    error,
+                    attempt,
+                    f"The next wait would pass total_timeout={self.total_timeout:g} s.",
+                )
+            )
         return delay
 
-    def _gave_up(self, error: LLMError, attempt: int) -> LLMError:
+    def _gave_up(self, error: LLMError, attempt: int, note: str = "") -> LLMError:
         """``error`` with what the retries did: how many attempts, and a wait not taken."""
-        notes = []
+        notes = [note] if note else []
         asked = getattr(error, "retry_after", None)
         limit = self.settings.max_retry_wait
         if (
@@ -334,32 +367,34 @@ class GitHubLLM:
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
         backend = self._sdk()
 
-        def once() -> Completion:
+        def once(budget: CallBudget) -> Completion:
             with self._admitted(), translating(self.settings):
-                return completion_from_sdk(backend.complete(call))
+                return completion_from_sdk(backend.complete(self._attempt(call, budget)))
 
         return self._retrying(once, "chat")
 
-    def _retrying(self, once: Callable[[], T], what: str) -> T:
+    def _retrying(self, once: Callable[[CallBudget], T], what: str) -> T:
         """Run ``once`` until it succeeds or the retry policy gives up (sync)."""
+        budget = self._budget()
         attempt = 0
         while True:
             try:
-                return once()
+                return once(budget)
             except LLMError as caught:
                 error = caught
-            self._sleep(self._next(error, attempt, what))
+            self._sleep(self._next(error, attempt, what, budget=budget))
             attempt += 1
 
-    async def _aretrying(self, once: Callable[[], Awaitable[T]], what: str) -> T:
+    async def _aretrying(self, once: Callable[[CallBudget], Awaitable[T]], what: str) -> T:
         """Async twin of :meth:`_retrying`."""
+        budget = self._budget()
         attempt = 0
         while True:
             try:
-                return await once()
+                return await once(budget)
             except LLMError as caught:
                 error = caught
-            await self._async_sleep(self._next(error, attempt, what))
+            await self._async_sleep(self._next(error, attempt, what, budget=budget))
             attempt += 1
 
     def chat(
@@ -410,12 +445,13 @@ class GitHubLLM:
 
     def _stream(self, call: dict[str, Any], sink: Outcome) -> Iterator[str]:
         backend = self._sdk()
+        budget = self._budget()
         attempt = 0
         while True:
             assembler = StreamAssembler()
             try:
                 with self._admitted(), translating(self.settings, streaming=True):
-                    events = backend.stream_events(call)
+                    events = backend.stream_events(self._attempt(call, budget), budget.deadline())
                     try:
                         try:
                             for event in events:
@@ -435,7 +471,7 @@ class GitHubLLM:
                 return
             except LLMError as caught:
                 error = caught
-            self._sleep(self._next(error, attempt, "stream", assembler))
+            self._sleep(self._next(error, attempt, "stream", assembler, budget))
             attempt += 1
 
     def models(self) -> list[ModelInfo]:
@@ -460,10 +496,10 @@ class GitHubLLM:
             url = f"{self.settings.endpoint}/v1/models"
         backend = self._sdk()
 
-        def once() -> Any:
+        def once(budget: CallBudget) -> Any:
             with translating(self.settings):
                 response = backend.get(
-                    url, token=self.settings.token, timeout=self.settings.timeout
+                    url, token=self.settings.token, timeout=budget.attempt_timeout()
                 )
                 if response.status_code >= 400:
                     raise error_from_status(
@@ -494,10 +530,10 @@ class GitHubLLM:
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
         backend = self._sdk()
 
-        async def once() -> Completion:
+        async def once(budget: CallBudget) -> Completion:
             async with self._admitted():
                 with translating(self.settings):
-                    return completion_from_sdk(await backend.acomplete(call))
+                    return completion_from_sdk(await backend.acomplete(self._attempt(call, budget)))
 
         return await self._aretrying(once, "chat")
 
@@ -544,13 +580,16 @@ class GitHubLLM:
 
     async def _astream(self, call: dict[str, Any], sink: Outcome) -> AsyncIterator[str]:
         backend = self._sdk()
+        budget = self._budget()
         attempt = 0
         while True:
             assembler = StreamAssembler()
             try:
                 async with self._admitted():
                     with translating(self.settings, streaming=True):
-                        events = backend.astream_events(call)
+                        events = backend.astream_events(
+                            self._attempt(call, budget), budget.deadline()
+                        )
                         try:
                             try:
                                 async for event in events:
@@ -580,8 +619,18 @@ class GitHubLLM:
                 return
             except LLMError as caught:
                 error = caught
-            await self._async_sleep(self._next(error, attempt, "stream", assembler))
+            await self._async_sleep(self._next(error, attempt, "stream", assembler, budget))
             attempt += 1
+
+
+def _check_total_timeout(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e7:
+        raise ConfigurationError(
+            f"total_timeout must be a number of seconds > 0 (or None for no bound), got {value!r}."
+        )
+    return float(value)
 
 
 def _model_info(entry: Mapping[str, Any]) -> ModelInfo:
