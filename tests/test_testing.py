@@ -134,6 +134,17 @@ def test_package_imports_nothing_else_from_sigla() -> None:
     assert not outside
 
 
+def test_plumbing_knows_the_double_only_through_its_interface() -> None:
+    """Imports inside the package flow one way: ``_fake`` uses ``_http``, never the reverse."""
+    source = (Path(testing.__file__).parent / "_http.py").read_text(encoding="utf-8")
+    imported = [
+        node.module or ""
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.level
+    ]
+    assert imported and "_fake" not in imported
+
+
 def test_urls_point_at_the_running_double(fake: FakeGitHubModels) -> None:
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", fake.base_url)
     assert fake.url == fake.base_url + "/inference"
