@@ -22,7 +22,7 @@ import pytest
 
 import sigla.testing as testing
 from sigla.testing import FAULTS, FakeGitHubModels, RecordedRequest
-from sigla.testing.__main__ import main as testing_main
+from sigla.testing.__main__ import main as double_main
 
 TOKEN = "github_pat_example_secret_value"
 CHAT = "/inference/chat/completions"
@@ -995,7 +995,7 @@ def test_stop_cuts_a_long_scripted_wait() -> None:
 def test_cli_rejects_an_unknown_fault_in_one_line_naming_the_valid_ones(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert testing_main(["--port", "0", "--fail", "rate_limit_day", "--fail", "nope"]) == 2
+    assert double_main(["--port", "0", "--fail", "rate_limit_day", "--fail", "nope"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert len(err.strip().splitlines()) == 1
@@ -1013,7 +1013,7 @@ def test_cli_rejects_an_unknown_fault_in_one_line_naming_the_valid_ones(
 def test_cli_rejects_a_malformed_fault_spec(
     capsys: pytest.CaptureFixture[str], spec: str, message: str
 ) -> None:
-    assert testing_main(["--port", "0", "--fail", spec]) == 2
+    assert double_main(["--port", "0", "--fail", spec]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err
 
@@ -1023,7 +1023,7 @@ def test_cli_on_a_busy_port_says_so_in_one_line(capsys: pytest.CaptureFixture[st
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert testing_main(["--port", str(port)]) == 1
+        assert double_main(["--port", str(port)]) == 1
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1 and "already in use" in err and "--port 0" in err
