@@ -7,6 +7,10 @@ import http.client
 import itertools
 import json
 import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +22,7 @@ import pytest
 
 import sigla.testing as testing
 from sigla.testing import FAULTS, FakeGitHubModels, RecordedRequest
+from sigla.testing.__main__ import main as double_main
 
 TOKEN = "github_pat_example_secret_value"
 CHAT = "/inference/chat/completions"
@@ -132,6 +137,17 @@ def test_package_imports_nothing_else_from_sigla() -> None:
                 if m.split(".")[0] == "sigla" and m.split(".")[:2] != ["sigla", "testing"]
             ]
     assert not outside
+
+
+def test_plumbing_knows_the_double_only_through_its_interface() -> None:
+    """Imports inside the package flow one way: ``_fake`` uses ``_http``, never the reverse."""
+    source = (Path(testing.__file__).parent / "_http.py").read_text(encoding="utf-8")
+    imported = [
+        node.module or ""
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.level
+    ]
+    assert imported and "_fake" not in imported
 
 
 def test_urls_point_at_the_running_double(fake: FakeGitHubModels) -> None:
@@ -971,6 +987,68 @@ def test_stop_cuts_a_long_scripted_wait() -> None:
     assert not worker.is_alive()
     assert time.perf_counter() - start < 1.0
     assert len(outcome) == 1  # the client saw the connection close, not an answer
+
+
+# -- python -m sigla.testing -------------------------------------------------------------
+
+
+def test_cli_rejects_an_unknown_fault_in_one_line_naming_the_valid_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert double_main(["--port", "0", "--fail", "rate_limit_day", "--fail", "nope"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "unknown fault 'nope'" in err and all(name in err for name in FAULTS)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("server_error:0", "TIMES must be a positive integer"),
+        ("server_error,bogus=1", "unexpected parameters ['bogus']"),
+        ("server_error,status", "expected PARAM=VALUE"),
+    ],
+)
+def test_cli_rejects_a_malformed_fault_spec(
+    capsys: pytest.CaptureFixture[str], spec: str, message: str
+) -> None:
+    assert double_main(["--port", "0", "--fail", spec]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_cli_on_a_busy_port_says_so_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert double_main(["--port", str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and "already in use" in err and "--port 0" in err
+
+
+def test_cli_serves_the_scripted_faults_in_order() -> None:
+    command = [sys.executable, "-m", "sigla.testing", "--port", "0", "--chunk-delay", "0"]
+    command += ["--fail", "rate_limit_day", "--fail", "server_error:2,status=503"]
+    server = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1]
+    )
+    try:
+        assert server.stdout is not None
+        url = re.search(r"http://\S+/inference", server.stdout.readline())
+        assert url, "no banner"
+        banner = server.stdout.readline() + server.stdout.readline()
+        assert "rate_limit_day (x1); server_error (x2, status=503)" in banner
+        parts = urlsplit(url.group(0))
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+        statuses = [send(conn, CHAT, chat()).status for _ in range(4)]
+        conn.close()
+        assert statuses == [429, 503, 503, 200]
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=5) == 0  # Ctrl-C is a clean stop, not a traceback
 
 
 def test_azure_route_answers_rate_limits_and_bad_keys_as_azure_does():

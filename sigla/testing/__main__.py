@@ -1,26 +1,92 @@
 """Run the GitHub Models double on its own: ``python -m sigla.testing [--port 8765]``.
 
 For trying sigla (or any OpenAI-style client) with no account and no network: it prints
-the variables to point sigla at it and serves until interrupted.
+the variables to point sigla at it and serves until interrupted. ``--fail`` scripts the
+faults of :data:`sigla.testing.FAULTS`, so a client's error handling can be tried by hand.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import sys
+import textwrap
 import threading
+from typing import Any
 
+from ._contract import FAULTS
 from ._fake import FakeGitHubModels
 
+_PROG = "python -m sigla.testing"
 
-def main(argv: list[str] | None = None) -> None:
-    """Serve the double until interrupted, after printing how to point sigla at it."""
-    parser = argparse.ArgumentParser(prog="python -m sigla.testing", description=__doc__)
+_FAIL_HELP = """\
+--fail NAME[:TIMES][,PARAM=VALUE...] (repeatable) queues fault NAME for the next TIMES
+inference requests (default 1; '*' for every request), in the order given. PARAMs are those
+of FakeGitHubModels.fail(); numbers are read as numbers.
+{faults}
+Examples:
+  --fail rate_limit_day --fail server_error
+  --fail rate_limit_minute:2,retry_after=3
+  --fail server_error:*,status=503"""
+
+
+def _parse_fault(spec: str) -> tuple[str, int | None, dict[str, Any]]:
+    """Split ``NAME[:TIMES][,PARAM=VALUE...]``; raise ValueError saying what is wrong."""
+    head, *pairs = spec.split(",")
+    name, _, count = head.partition(":")
+    times: int | None = 1
+    if count == "*":
+        times = None
+    elif count:
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"--fail {spec!r}: TIMES must be a positive integer or '*'")
+        times = int(count)
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--fail {spec!r}: expected PARAM=VALUE after a comma, got {pair!r}")
+        value: Any = raw
+        for kind in (int, float):
+            with contextlib.suppress(ValueError):
+                value = kind(raw)
+                break
+        params[key.strip()] = value
+    return name.strip(), times, params
+
+
+def _describe(name: str, times: int | None, params: dict[str, Any]) -> str:
+    count = "every request" if times is None else f"x{times}"
+    args = "".join(f", {k}={v}" for k, v in params.items())
+    return f"{name} ({count}{args})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the double until interrupted, after printing how to point sigla at it.
+
+    Returns the exit code: 0 after Ctrl-C, 2 for a bad ``--fail``, 1 when it cannot listen.
+    """
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description=__doc__,
+        epilog=_FAIL_HELP.format(
+            faults=textwrap.fill(", ".join(FAULTS) + ".", 88, initial_indent="Faults: ")
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8765, help="port (0: any free one)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before answering")
     parser.add_argument("--chunk-delay", type=float, default=0.05, help="seconds between chunks")
     parser.add_argument("--rpm", type=int, default=None, help="requests per minute to enforce")
+    parser.add_argument(
+        "--fail",
+        action="append",
+        default=[],
+        metavar="NAME[:TIMES][,PARAM=VALUE...]",
+        help="queue a fault (repeatable; see below)",
+    )
     args = parser.parse_args(argv)
     fake = FakeGitHubModels(
         host=args.host,
@@ -29,13 +95,34 @@ def main(argv: list[str] | None = None) -> None:
         chunk_delay=args.chunk_delay,
         rpm=args.rpm,
     )
+    scripted: list[str] = []
+    for spec in args.fail:
+        try:
+            name, times, params = _parse_fault(spec)
+            fake.fail(name, times, **params)
+        except (ValueError, TypeError) as exc:  # fail() names the valid faults and parameters
+            print(f"{_PROG}: {exc}", file=sys.stderr)
+            return 2
+        scripted.append(_describe(name, times, params))
+    try:
+        fake.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = f"port {args.port} on {args.host} is already in use"
+        else:
+            reason = f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})"
+        print(f"{_PROG}: {reason}; try --port 0 for any free port", file=sys.stderr)
+        return 1
     with fake:
         print(f"A GitHub Models double is listening on {fake.url}", flush=True)
         print(f"  export SIGLA_LLM_ENDPOINT={fake.url} GITHUB_TOKEN=test", flush=True)
+        if scripted:
+            print(f"  scripted faults, in order: {'; '.join(scripted)}", flush=True)
         print('  sigla chat "What is the capital of France?"   (Ctrl-C here to stop)', flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,7 +1,9 @@
 """The double itself: :class:`FakeGitHubModels` (lifecycle, scripting, inspection, the checks
 and limits applied to each request) and :class:`RecordedRequest`, an entry of its request log.
 
-The HTTP plumbing that calls into it lives in :mod:`sigla.testing._http`.
+The HTTP plumbing lives in :mod:`sigla.testing._http`; the double implements the small
+interface it serves (``_http._Service``) and hands each exchange a callback that records the
+answered status, so the plumbing never needs to know this module.
 """
 
 from __future__ import annotations
@@ -394,7 +396,9 @@ class FakeGitHubModels:
         )
         with self._lock:
             self._log.append(record)
-        exchange = _Exchange(self, handler, record)
+        exchange = _Exchange(
+            self, handler, on_status=self._status_recorder(record), chunk_times=record.chunk_times
+        )
         try:
             self._answer(exchange, incoming)
         except OSError:
@@ -404,6 +408,16 @@ class FakeGitHubModels:
                 exchange.send(_error(500, "FakeInternalError", f"sigla.testing bug: {exc!r}"))
             else:
                 handler.close_connection = True
+
+    def _status_recorder(self, record: RecordedRequest) -> Callable[[int], None]:
+        """A callback that swaps ``record``'s log entry for a copy carrying the answered status."""
+        current = record
+
+        def set_status(status: int) -> None:
+            nonlocal current
+            current = self._set_status(current, status)
+
+        return set_status
 
     def _set_status(self, record: RecordedRequest, status: int) -> RecordedRequest:
         updated = dataclasses.replace(record, status=status)

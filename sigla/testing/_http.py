@@ -1,6 +1,11 @@
 """HTTP plumbing of the double: routing and parsing of incoming requests (the credential is
 hashed and dropped on the spot), the request handler, the server and its connections, and the
-writer of plain and streamed answers."""
+writer of plain and streamed answers.
+
+Calls flow one way: this module knows the double only through :class:`_Service`, the small
+interface it serves, which :class:`~sigla.testing._fake.FakeGitHubModels` implements; it imports
+nothing from ``_fake``.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +22,11 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from ._contract import Route
 from ._payloads import _Answer
-
-if TYPE_CHECKING:
-    from ._fake import FakeGitHubModels, RecordedRequest
 
 __all__ = [
     "_Exchange",
@@ -33,6 +35,7 @@ __all__ = [
     "_Incoming",
     "_METHODS",
     "_Server",
+    "_Service",
     "_parse_incoming",
     "_sha256",
 ]
@@ -124,11 +127,39 @@ def _parse_incoming(
 # --------------------------------------------------------------------------------------
 
 
-class _Exchange:
-    """Writes one answer (plain, streamed or none at all) and records its status."""
+class _Service(Protocol):
+    """What the plumbing needs from the double it serves.
 
-    def __init__(self, fake: FakeGitHubModels, handler: _Handler, record: RecordedRequest) -> None:
-        self.fake, self.handler, self.record = fake, handler, record
+    :class:`_Handler` hands every parsed request to :meth:`_serve`; :class:`_Exchange` reads
+    ``latency`` and ``chunk_delay`` when it writes (a test may change them while the double
+    runs) and waits through :meth:`_sleep`, which the double cuts short when it stops.
+    """
+
+    latency: float
+    chunk_delay: float
+
+    def _sleep(self, seconds: float) -> None: ...
+
+    def _serve(self, handler: _Handler, received_at: float, incoming: _Incoming) -> None: ...
+
+
+class _Exchange:
+    """Writes one answer (plain, streamed or none at all) and reports what it wrote.
+
+    ``on_status`` is called once with the status line's code just before it is sent;
+    ``chunk_times`` receives a :func:`time.perf_counter` reading after each SSE content event.
+    """
+
+    def __init__(
+        self,
+        service: _Service,
+        handler: _Handler,
+        *,
+        on_status: Callable[[int], None],
+        chunk_times: list[float],
+    ) -> None:
+        self.service, self.handler = service, handler
+        self.on_status, self.chunk_times = on_status, chunk_times
         self.answered = False
         # Frees the in-flight slot. Called just before the bytes that complete the answer, so
         # a client that has read a whole answer never finds its slot still taken.
@@ -140,13 +171,13 @@ class _Exchange:
             release()
 
     def send(self, answer: _Answer) -> None:
-        self.fake._sleep(self.fake.latency)
+        self.service._sleep(self.service.latency)
         self.answered = True
         if answer.disconnect:
             self.end_flight()
             self.handler.drop()
             return
-        self.record = self.fake._set_status(self.record, answer.status)
+        self.on_status(answer.status)
         h = self.handler
         h.send_response(answer.status)
         h.send_header("x-request-id", str(uuid.uuid4()))
@@ -160,10 +191,10 @@ class _Exchange:
 
     def stream(self, events: Iterable[tuple[str, bytes]], headers: Mapping[str, str]) -> None:
         """Send SSE events with hand-made chunked transfer-encoding, keeping the connection."""
-        self.fake._sleep(self.fake.latency)
+        self.service._sleep(self.service.latency)
         self.answered = True
-        self.record = self.fake._set_status(self.record, 200)
-        h, times = self.handler, self.record.chunk_times
+        self.on_status(200)
+        h, times = self.handler, self.chunk_times
         h.send_response(200)
         h.send_header("Content-Type", "text/event-stream")
         h.send_header("Cache-Control", "no-cache")
@@ -174,14 +205,14 @@ class _Exchange:
         h.end_headers()
         for i, (kind, data) in enumerate(events):
             if kind == "stall":
-                self.fake._sleep(float(data))
+                self.service._sleep(float(data))
                 continue
             if kind == "cut":
                 self.end_flight()
                 h.drop()  # no terminating zero-length chunk: the body is incomplete
                 return
             if i:
-                self.fake._sleep(self.fake.chunk_delay)
+                self.service._sleep(self.service.chunk_delay)
             h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             if kind == "content":
                 times.append(time.perf_counter())
@@ -202,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw_body = self._read_body()
         received_at = time.perf_counter()
         incoming = _parse_incoming(self.command, self.path, self.headers.items(), raw_body)
-        self.server.fake._serve(self, received_at, incoming)
+        self.server.service._serve(self, received_at, incoming)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
@@ -231,8 +262,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], fake: FakeGitHubModels) -> None:
-        self.fake = fake
+    def __init__(self, address: tuple[str, int], service: _Service) -> None:
+        self.service = service
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         if ":" in address[0]:
