@@ -98,10 +98,17 @@ def broken_stream(error: LLMError, text: str) -> LLMError:
     """Once pieces reached the caller, any failure is a :class:`StreamError` with the text.
 
     A timeout or a reset after the first piece is a cut stream: ``except StreamError``
-    must catch it, and what was received must not be lost.
+    must catch it, and what was received must not be lost. The message says how much
+    arrived; the text itself is on the error's ``text`` attribute.
     """
-    if isinstance(error, (StreamError, ContentFilteredError)):
-        if not error.text:
-            error.text = text
+    if isinstance(error, ContentFilteredError):
+        error.text = error.text or text
         return error
-    return StreamError(f"The stream broke after {len(text)} characters: {error}", text=text)
+    said = f"The stream broke after {len(text)} characters: {error}"
+    if isinstance(error, StreamError):
+        error.text = error.text or text
+        if "characters" not in error.message:
+            error.message = said
+            error.args = (said,)
+        return error
+    return StreamError(said, text=text)

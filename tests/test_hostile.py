@@ -90,6 +90,9 @@ def test_scripted_responses_are_taken_in_order(server: HostileServer) -> None:
     assert seen[1] == (307, "/redirected/v1/chat/completions", b"")
     assert seen[2][0] == 200 and b"usage" not in seen[2][2]
     assert seen[3][0] == 200  # the queue ran out: the echo again
+    deadline = time.monotonic() + 2  # the server marks a response complete after sending it
+    while not all(s.complete for s in server.sent) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert [s.complete for s in server.sent] == [True] * 4
 
 
