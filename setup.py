@@ -8,7 +8,15 @@ HERE = Path(__file__).parent
 
 LLM = ["mistralai>=1.12,<4", "httpx>=0.27,<1", "httpcore>=1,<2"]
 SERVER = ["fastapi>=0.110", "uvicorn>=0.29"]
-DEV = [*LLM, "pytest>=8", "pytest-asyncio>=0.23", "pytest-timeout>=2.3", "ruff>=0.6", "mypy>=1.10"]
+DEV = [
+    *LLM,
+    "pytest>=8",
+    "pytest-asyncio>=0.23",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "ruff>=0.6",
+    "mypy>=1.10",
+]
 
 setup(
     name="sigla",

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 from . import _constants as C
 from ._limits import RateLimits, default_limits
 from ._secret import Secret
-from .errors import ConfigurationError, InvalidRequestError, MissingTokenError
+from .errors import ConfigurationError, MissingTokenError
 
 __all__ = [
     "PROVIDERS",
@@ -267,6 +267,41 @@ def _first_env(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str | No
     return None, None
 
 
+_UNSENDABLE = re.compile(r"[\s\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _check_endpoint_syntax(url: str, source: str) -> None:
+    """Refuse an endpoint no HTTP client can send to, when it is given rather than when used.
+
+    ``http://[::1`` or ``http://host:99999`` would otherwise fail on the first call, as a
+    raw ``ValueError`` or as a connection error blamed on the network.
+    """
+    shown = re.sub(r"//[^/@]*@", "//***@", url)[:200]  # never echo a password in the URL
+    example = "e.g. https://models.github.ai/inference or http://127.0.0.1:8765/inference"
+    bad = _UNSENDABLE.search(url)
+    if bad:
+        raise ConfigurationError(
+            f"The endpoint {shown!r} (from {source}) contains {bad.group()!r} at index "
+            f"{bad.start()}: a URL has no spaces, control characters or lone surrogates "
+            f"({example})."
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"The endpoint {shown!r} (from {source}) is not a valid URL: {exc} ({example})."
+        ) from None
+    if not parts.hostname:
+        raise ConfigurationError(
+            f"The endpoint {shown!r} (from {source}) has no host name ({example})."
+        )
+    if port == 0:
+        raise ConfigurationError(
+            f"The endpoint {shown!r} (from {source}) has port 0; a port is 1 to 65535."
+        )
+
+
 def _with_org(endpoint: str, org: str) -> str:
     """``…/inference`` → ``…/orgs/{org}/inference`` (GitHub's per-organization attribution)."""
     parts = urlsplit(endpoint)
@@ -365,6 +400,7 @@ def resolve_settings(
         )
     if not url.startswith(("http://", "https://")):
         raise ConfigurationError(f"Endpoint {url!r} is not an http(s) URL.")
+    _check_endpoint_syntax(url, sources["endpoint"])
     url, query, userinfo = normalise_endpoint(url, spec.name)
     url_api_version = dict(query).pop("api-version", None)
 
@@ -393,6 +429,15 @@ def resolve_settings(
         raise MissingTokenError(hint)
 
     def number(name: str, arg: float | None, default: float, var: str | None = None) -> float:
+        # The timeout goes to the SDK in whole milliseconds, so 1 ms is the least that is
+        # not "no time at all"; no wait is longer than a day (GitHub's daily quota window):
+        # a longer one is a unit mistake. 100 retries, with backoff capped at 8 s, already
+        # keep a call going for over 13 minutes.
+        low, high, whole, what = {
+            "timeout": (0.001, 86_400, False, "a number of seconds from 0.001 to 86400 (a day)"),
+            "max_retries": (0, 100, True, "a whole number from 0 to 100"),
+            "max_retry_wait": (0, 86_400, False, "a number of seconds from 0 to 86400 (a day)"),
+        }[name]
         sources[name] = "argument" if arg is not None else "default"
         value: object = default if arg is None else arg
         raw = env.get(var, "").strip() if var and arg is None else ""
@@ -401,11 +446,18 @@ def resolve_settings(
             try:
                 value = float(raw)
             except ValueError:
+                value = None
+            if not (isinstance(value, float) and low <= value <= high):
                 raise ConfigurationError(
-                    f"{var}={raw[:40]!r} is not a number of seconds (e.g. {var}=120)."
+                    f"{var}={raw[:40]!r} is not {what} (e.g. {var}=120)."
                 ) from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise InvalidRequestError(f"{name} must be a number >= 0, got {value!r}.")
+        kinds = int if whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+            try:
+                shown = repr(value)[:60]
+            except ValueError:  # an int too long to print
+                shown = "a huge int"
+            raise ConfigurationError(f"{name}= must be {what}, got {shown}.")
         return value
 
     version = None

@@ -57,9 +57,15 @@ class RateLimits:
     def __post_init__(self) -> None:
         for name in ("requests_per_minute", "requests_per_day", "concurrent_requests"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                try:
+                    shown = repr(value)[:60]
+                except ValueError:  # an int too long to print
+                    shown = "a huge negative int"
                 raise InvalidRequestError(
-                    f"RateLimits.{name} must be a positive int or None, not {value!r}"
+                    f"RateLimits.{name} must be a positive int or None, not {shown}"
                 )
 
     @property

@@ -305,7 +305,9 @@ def translate(exc: BaseException, settings: Settings, *, streaming: bool = False
             "Check the endpoint and your network."
         )
     if "ValidationError" in names:
-        return InvalidRequestError(f"The SDK rejected the request: {_first_line(exc)}")
+        return InvalidRequestError(
+            f"The SDK rejected the request before sending it: {_validation_problems(exc)}."
+        )
     return LLMError(f"Unexpected {type(exc).__name__}: {_first_line(exc)}")
 
 
@@ -323,6 +325,57 @@ def _timeout(names: set[str], settings: Settings, streaming: bool) -> APITimeout
         "Raise timeout= (or SIGLA_LLM_TIMEOUT), or lower max_tokens for a shorter answer.",
         request_sent=True,
     )
+
+
+# pydantic puts the union branch it tried into an error's location ("str", "list[str]",
+# "UserMessage", "function-after[...]"): those are not fields, so the path leaves them out.
+_TYPE_STEPS = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "none"})
+
+
+def _field_path(loc: Any, wrapped: bool) -> str:
+    """``('body', 0, 'user', 'content', 'str')`` → ``[0].user.content``."""
+    steps = list(loc) if isinstance(loc, (list, tuple)) else []
+    if wrapped and steps[:1] == ["body"]:
+        steps = steps[1:]  # mistralai validates each argument as the field "body" of a model
+    path = ""
+    for step in steps:
+        if isinstance(step, int):
+            path += f"[{step}]"
+        elif (
+            isinstance(step, str)
+            and step.isidentifier()
+            and not step[0].isupper()
+            and step not in _TYPE_STEPS
+        ):
+            path += f".{step}"
+    return path.lstrip(".")
+
+
+def _validation_problems(exc: BaseException) -> str:
+    """Which fields pydantic refused and why, from ``exc.errors()`` (duck-typed).
+
+    Its ``str()`` starts with "1 validation error for Unmarshaller", which names no field.
+    The offending values are left out: they may be long, or secret.
+    """
+    try:
+        problems = list(exc.errors())  # type: ignore[attr-defined]
+    except Exception:
+        return _first_line(exc)
+    wrapped = getattr(exc, "title", None) == "Unmarshaller"
+    said: dict[str, str] = {}  # one reason per field: the first union branch pydantic tried
+    for problem in problems:
+        if not isinstance(problem, Mapping):
+            continue
+        context = problem.get("ctx")
+        if isinstance(context, Mapping) and context.get("class_name") == "Unset":
+            continue  # mistralai's "not given" branch of every optional field: noise
+        path = _field_path(problem.get("loc"), wrapped) or "a value"
+        said.setdefault(path, str(problem.get("msg") or "invalid"))
+    if not said:
+        return _first_line(exc)
+    shown = [f"{path}: {reason}" for path, reason in list(said.items())[:3]]
+    more = f" (and {len(said) - 3} more)" if len(said) > 3 else ""
+    return "; ".join(shown) + more
 
 
 def _first_line(exc: BaseException) -> str:

@@ -154,6 +154,20 @@ class GitHubLLM:
         token = as_secret(token)  # no frame of sigla holds the credential in clear
         if temp is not None and temperature is not None and temp != temperature:
             raise InvalidRequestError("Pass temp= or temperature=, not both.")
+        if limits is not None and not isinstance(limits, RateLimits):
+            raise ConfigurationError(
+                "limits= must be a RateLimits, e.g. RateLimits(requests_per_minute=10), "
+                f"or None for the provider's defaults; got {type(limits).__name__}."
+            )
+        for name, given, like in (
+            ("sleep", sleep, "time.sleep"),
+            ("async_sleep", async_sleep, "asyncio.sleep"),
+            ("clock", clock, "time.monotonic"),
+        ):
+            if not callable(given):
+                raise ConfigurationError(
+                    f"{name}= must be a function like {like}, got {type(given).__name__}."
+                )
         self.settings: Settings = resolve_settings(
             provider=provider,
             model=model,
