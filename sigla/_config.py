@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 from . import _constants as C
 from ._limits import RateLimits, default_limits
 from ._secret import Secret
+from ._text import shown
 from .errors import ConfigurationError, MissingTokenError
 
 __all__ = [
@@ -409,6 +410,12 @@ def resolve_settings(
         url = _with_org(url, org_name)
 
     model_name = pick("model", model, ("SIGLA_LLM_MODEL",), spec.default_model) or ""
+    bad = _UNSENDABLE.search(model_name)
+    if bad:
+        raise ConfigurationError(
+            f"The model id {shown(model_name)} (from {sources['model']}) contains "
+            f"{bad.group()!r}: model ids have no spaces, control characters or lone surrogates."
+        )
     if not model_name and require_model:
         raise ConfigurationError(
             f"Provider {spec.name!r} ({spec.title}) has no default model: pass model= "
@@ -429,14 +436,15 @@ def resolve_settings(
         raise MissingTokenError(hint)
 
     def number(name: str, arg: float | None, default: float, var: str | None = None) -> float:
-        # The timeout goes to the SDK in whole milliseconds, so 1 ms is the least that is
-        # not "no time at all"; no wait is longer than a day (GitHub's daily quota window):
-        # a longer one is a unit mistake. 100 retries, with backoff capped at 8 s, already
-        # keep a call going for over 13 minutes.
-        low, high, whole, what = {
-            "timeout": (0.001, 86_400, False, "a number of seconds from 0.001 to 86400 (a day)"),
-            "max_retries": (0, 100, True, "a whole number from 0 to 100"),
-            "max_retry_wait": (0, 86_400, False, "a number of seconds from 0 to 86400 (a day)"),
+        low, high, whole, what = {  # the bounds and their reasons: _constants
+            "timeout": (
+                C.MIN_TIMEOUT,
+                C.MAX_WAIT,
+                False,
+                "a number of seconds from 0.001 to 86400",
+            ),
+            "max_retries": (0, C.MAX_RETRIES_LIMIT, True, "a whole number from 0 to 100"),
+            "max_retry_wait": (0, C.MAX_WAIT, False, "a number of seconds from 0 to 86400"),
         }[name]
         sources[name] = "argument" if arg is not None else "default"
         value: object = default if arg is None else arg
@@ -453,11 +461,7 @@ def resolve_settings(
                 ) from None
         kinds = int if whole else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
-            try:
-                shown = repr(value)[:60]
-            except ValueError:  # an int too long to print
-                shown = "a huge int"
-            raise ConfigurationError(f"{name}= must be {what}, got {shown}.")
+            raise ConfigurationError(f"{name}= must be {what}, got {shown(value)}.")
         return value
 
     version = None
@@ -480,11 +484,11 @@ def resolve_settings(
     elif (
         isinstance(max_response_bytes, bool)
         or not isinstance(max_response_bytes, int)
-        or max_response_bytes < 1024
+        or max_response_bytes < C.MIN_RESPONSE_BYTES
     ):
         raise ConfigurationError(
-            f"max_response_bytes must be an int of at least 1024 (bytes), "
-            f"got {max_response_bytes!r}."
+            f"max_response_bytes= must be an int of at least {C.MIN_RESPONSE_BYTES} (bytes), "
+            f"got {shown(max_response_bytes)}."
         )
 
     return Settings(

@@ -19,3 +19,16 @@ DEFAULT_MAX_RETRY_WAIT = 60.0  # longer waits asked by the service fail at once
 RETRY_BASE_DELAY = 0.5  # first backoff step, doubled each attempt
 RETRY_MAX_BACKOFF = 8.0  # cap of the exponential backoff (not of Retry-After)
 GH_CLI_TIMEOUT = 5.0  # seconds given to `gh auth token`
+
+# Bounds of settings and options. Servers written in typed languages read numbers into
+# fixed-size ints (llama.cpp reads max_tokens into an int32; OpenAI-style schemas declare the
+# seed int64); no model writes anywhere near 2**31 tokens in one answer.
+MAX_TOKENS_LIMIT = 2**31 - 1
+SEED_RANGE = (-(2**63), 2**63 - 1)
+# The timeout goes to the SDK in whole milliseconds, so 1 ms is the least that is not "no
+# time at all"; no wait is longer than a day (GitHub's daily quota window): a longer one is a
+# unit mistake. 100 retries, with backoff capped at 8 s, keep a call going for 13 minutes.
+MIN_TIMEOUT = 0.001
+MAX_WAIT = 86_400.0
+MAX_RETRIES_LIMIT = 100
+MIN_RESPONSE_BYTES = 1024

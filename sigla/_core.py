@@ -16,6 +16,7 @@ from typing import Any
 from . import _constants as C
 from ._config import Settings
 from ._secret import Secret
+from ._text import shown
 from .errors import ContentFilteredError, InvalidRequestError, InvalidResponseError, StreamError
 
 __all__ = [
@@ -64,21 +65,11 @@ class Completion:
 # ---------------------------------------------------------------- requests
 
 
-# Bounds of the integer options, so that a value a server cannot parse fails here and not
-# as a 400 blamed on the service: servers written in typed languages read numbers into
-# fixed-size ints (llama.cpp reads max_tokens into an int32; OpenAI-style schemas declare
-# the seed int64). No model writes anywhere near 2**31 tokens in one answer.
-MAX_TOKENS_LIMIT = 2**31 - 1
-SEED_RANGE = (-(2**63), 2**63 - 1)
-
-
-def _shown(value: Any) -> str:
-    """A short ``repr`` for an error message (an int of 5,000 digits has none)."""
-    try:
-        text = repr(value)
-    except ValueError:
-        return f"an int of {value.bit_length()} bits"
-    return text if len(text) <= 60 else text[:57] + "..."
+# Bounds of the integer options (_constants.MAX_TOKENS_LIMIT, SEED_RANGE): a value a
+# server cannot parse fails here, not as a 400 blamed on the service.
+MAX_TOKENS_LIMIT = C.MAX_TOKENS_LIMIT
+SEED_RANGE = C.SEED_RANGE
+_shown = shown
 
 
 def _surrogate_at(text: str) -> int | None:

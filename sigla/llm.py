@@ -37,6 +37,7 @@ from ._limits import Admission, RateLimits, limiter_for
 from ._retry import CallBudget, describe_wait, next_delay
 from ._secret import Secret
 from ._streams import AsyncTextStream, Outcome, TextStream, aclose_quietly, broken_stream
+from ._text import shown
 from ._translate import detached, error_from_status, translating
 from .errors import (
     APIConnectionError,
@@ -642,7 +643,8 @@ def _check_total_timeout(value: float | None) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e7:
         raise ConfigurationError(
-            f"total_timeout must be a number of seconds > 0 (or None for no bound), got {value!r}."
+            "total_timeout= must be a number of seconds > 0 (or None for no bound), "
+            f"got {shown(value)}."
         )
     return float(value)
 

@@ -613,8 +613,8 @@ def test_a_stall_before_the_first_piece_is_retried_when_asked(fake, make_llm, cl
 
 
 def test_a_request_the_sdk_rejects_is_invalid_and_not_retried(fake, llm, clock, mode):
-    messages = [{"role": "user", "content": {"not": "a string"}}]
-    with pytest.raises(InvalidRequestError):
+    messages = [{"role": "tool", "content": "4", "tool_call_id": 5}]  # sigla lets it through
+    with pytest.raises(InvalidRequestError, match="tool_call_id"):
         run_chat(llm, mode, messages=messages)
     _, error = run_stream(llm, mode, messages=messages)
     assert isinstance(error, InvalidRequestError)

@@ -173,9 +173,19 @@ def build(**kwargs: Any) -> GitHubLLM:
     limits=rate_limits,
     temperature=sampling,
     sleep=callables,
+    total_timeout=sampling,
+    max_response_bytes=sampling,
 )
 def test_building_a_client_gives_a_client_or_a_sigla_error(
-    endpoint, timeout, max_retries, max_retry_wait, limits, temperature, sleep
+    endpoint,
+    timeout,
+    max_retries,
+    max_retry_wait,
+    limits,
+    temperature,
+    sleep,
+    total_timeout,
+    max_response_bytes,
 ):
     try:
         llm = build(
@@ -186,6 +196,8 @@ def test_building_a_client_gives_a_client_or_a_sigla_error(
             limits=limits,
             temperature=temperature,
             sleep=sleep,
+            total_timeout=total_timeout,
+            max_response_bytes=max_response_bytes,
         )
     except (ConfigurationError, InvalidRequestError):
         return
@@ -194,6 +206,8 @@ def test_building_a_client_gives_a_client_or_a_sigla_error(
     assert type(s.max_retries) is int and 0 <= s.max_retries <= 100
     assert 0 <= s.max_retry_wait <= 86_400
     assert 0 <= llm.temperature <= 2
+    assert llm.total_timeout is None or 0 < llm.total_timeout < 1e7
+    assert s.max_response_bytes >= 1024
     assert s.endpoint.startswith(("http://", "https://"))
     assert "secret" not in repr(llm)
 
