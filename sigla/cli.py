@@ -3,55 +3,367 @@
 sigla chat "What is the capital of France?"
 echo "Summarise this" | sigla chat -m openai/gpt-4o-mini --no-stream
 sigla models
+sigla doctor
+
+Every failure ends as one ``sigla: error: …`` line on stderr and an exit code: 1 when the
+call failed, 2 for configuration or usage, 130 when interrupted, 141 (128 + SIGPIPE) when
+the reader of stdout went away, as ``sigla chat … | head`` does. Notices of retries and
+rate-limit waits go to stderr when it is a terminal, always with ``-v``, never with ``-q``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
+import os
+import re
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
 from . import __version__
-from .errors import ConfigurationError, InvalidRequestError, LLMError
+from . import _constants as C
+from ._config import PROVIDERS
+from .errors import ConfigurationError, InvalidRequestError, LLMError, MissingTokenError
+
+if TYPE_CHECKING:
+    from ._config import Settings
+    from .llm import GitHubLLM
 
 __all__ = ["main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+Verbosity = Literal["quiet", "auto", "verbose"]
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2  # bad configuration or arguments: retrying will not help
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a writer whose reader went away
+
+_VERBOSITY_KEY = "sigla.verbosity"  # the group's -v/-q, in the context's shared meta
+
+# The one-line switches of README's "After GitHub Models", shown when a newcomer's default
+# configuration points at the retired service.
+_SWITCHES = (
+    (
+        "Azure AI Foundry",
+        "export SIGLA_LLM_PROVIDER=azure "
+        "AZURE_ENDPOINT=https://<resource>.services.ai.azure.com/models "
+        "AZURE_API_KEY=<key> SIGLA_LLM_MODEL=Codestral-2501",
+    ),
+    ("Mistral's API", "export SIGLA_LLM_PROVIDER=mistral MISTRAL_API_KEY=<key>"),
+    (
+        "a local server (Ollama)",
+        "export SIGLA_LLM_PROVIDER=openai SIGLA_LLM_ENDPOINT=http://localhost:11434/v1 "
+        "SIGLA_LLM_MODEL=qwen2.5-coder",
+    ),
+)
+
+# -- help texts, built from the provider table so that every command says the same
 
 
-def _fails_cleanly(command: F) -> F:
-    """Library errors become one line on stderr and an exit code, never a traceback."""
+def _or(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+
+_PROVIDER_DEFAULT = "(default: SIGLA_LLM_PROVIDER, else github)"
+_PROVIDER_HELP = f"{_or(list(PROVIDERS))} {_PROVIDER_DEFAULT}."
+_MODELS_PROVIDER_HELP = (
+    f"{_or([p for p in PROVIDERS if p != 'azure'])} {_PROVIDER_DEFAULT}; azure has no model "
+    "list: its models are your deployments."
+)
+_MODEL_HELP = (
+    "Model id (default: SIGLA_LLM_MODEL, else "
+    + ", ".join(
+        f"{spec.default_model} on {name}" if spec.default_model else f"required on {name}"
+        for name, spec in PROVIDERS.items()
+    )
+    + ")."
+)
+_ENDPOINT_HELP = (
+    "Base URL of the model service (default: SIGLA_LLM_ENDPOINT, else "
+    + ", ".join(
+        f"{spec.default_endpoint or ' or '.join(spec.endpoint_envs) or 'required'} on {name}"
+        for name, spec in PROVIDERS.items()
+    )
+    + ", e.g. http://localhost:11434/v1)."
+)
+_TIMEOUT_HELP = (
+    "Seconds to wait for an answer, or between two pieces of a streamed one "
+    f"(default: SIGLA_LLM_TIMEOUT, else {C.DEFAULT_TIMEOUT:g} s)."
+)
+_MAX_RETRIES_HELP = (
+    "Retries after a rate limit, a server error or a lost connection "
+    f"(default: {C.DEFAULT_MAX_RETRIES})."
+)
+
+# -- notices: what sigla says on stderr while it waits
+
+
+def _print_notice(text: str) -> None:
+    """The one place a notice reaches the terminal: one ``sigla: …`` line on stderr.
+
+    A later progress bar owns the terminal while it runs: it passes its own printer to
+    :func:`_notices` instead of this one.
+    """
+    click.echo(f"sigla: {text}", err=True)
+
+
+class _NoticeHandler(logging.Handler):
+    """Hands the "sigla" logger's notices (records with ``sigla_notice``: retries and
+    rate-limit waits) and warnings to ``show``; with ``everything``, every record."""
+
+    def __init__(self, show: Callable[[str], None], *, everything: bool) -> None:
+        super().__init__(logging.INFO)
+        self._show = show
+        self._everything = everything
+
+    def emit(self, record: logging.LogRecord) -> None:
+        notice = getattr(record, "sigla_notice", None)
+        warning = record.levelno >= logging.WARNING
+        if not (notice or warning or self._everything):
+            return
         try:
-            return command(*args, **kwargs)
+            text = " ".join(record.getMessage().split())
+            if warning:
+                text = f"{record.levelname.lower()}: {text}"
+            elif notice:
+                text += "…"  # the wait starts now
+            self._show(text)
+        except OSError:  # stderr is gone; a notice is not worth failing the command for
+            pass
+        except Exception:
+            self.handleError(record)
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without it, or closed
+        return False
+
+
+@contextlib.contextmanager
+def _notices(verbosity: Verbosity, show: Callable[[str], None] = _print_notice) -> Iterator[None]:
+    """Show sigla's notices through ``show`` while the block runs, then remove the handler.
+
+    ``auto`` shows them when stderr is a terminal; ``verbose`` always, with every INFO
+    record of the "sigla" logger; ``quiet`` never.
+    """
+    if verbosity == "quiet" or (verbosity == "auto" and not _stderr_is_terminal()):
+        yield
+        return
+    logger = logging.getLogger("sigla")
+    handler = _NoticeHandler(show, everything=verbosity == "verbose")
+    level = logger.level
+    if not logger.isEnabledFor(logging.INFO):
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _verbosity_options(function: F) -> F:
+    """``-v``/``-q``, accepted by the group (``sigla -v chat``) and by each command."""
+    function = click.option(
+        "-q", "--quiet", is_flag=True, help="Print no notices, only the answer and errors."
+    )(function)
+    return click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        help="Print every retry and rate-limit wait on stderr, with sigla's other INFO log "
+        "lines (default: retries and waits only when stderr is a terminal).",
+    )(function)
+
+
+def _verbosity(verbose: bool, quiet: bool) -> Verbosity | None:
+    if verbose and quiet:
+        raise click.UsageError("-v/--verbose and -q/--quiet contradict each other.")
+    return "verbose" if verbose else "quiet" if quiet else None
+
+
+# -- errors as the command line's user reads them
+
+# The library's keyword arguments, as this command line spells them.
+_OPTIONS = {
+    "provider": "-p/--provider",
+    "model": "-m/--model",
+    "endpoint": "-e/--endpoint",
+    "timeout": "--timeout",
+    "max_retries": "--max-retries",
+    "temperature": "-t/--temperature",
+    "max_tokens": "--max-tokens",
+    "system": "-s/--system",
+}
+_KEYWORD = re.compile(r"(?:\bargument )?(?<![\w.-])([a-z_]+)=(?![\w'\"<{(/])")
+
+
+def _in_cli_words(message: str) -> str:
+    """``pass endpoint=`` → ``pass -e/--endpoint``: the options a CLI user can type."""
+    return _KEYWORD.sub(lambda m: _OPTIONS.get(m.group(1), m.group(0)), message)
+
+
+def _on_retired_github(settings: Settings) -> bool:
+    """True for the default provider on GitHub's own host, which was retired."""
+    retired_host = urlsplit(C.GITHUB_MODELS_ENDPOINT).hostname
+    return settings.provider == "github" and urlsplit(settings.endpoint).hostname == retired_host
+
+
+def _retirement_sentence() -> str:
+    switches = "; ".join(f"{where}: `{line}`" for where, line in _SWITCHES)
+    return (
+        f"GitHub Models itself was retired on {C.GITHUB_MODELS_RETIRED_ON}: switch provider "
+        f"with one line ({switches}), then check with `sigla doctor` "
+        "(README.md, 'After GitHub Models')."
+    )
+
+
+def _missing_credential(settings: Settings, *, retirement: bool = True) -> str:
+    """What to set, from the provider's own variables; never the library's ``token=``."""
+    spec = settings.spec
+    ways = [f"set {_or(list(spec.credential_envs))}"]
+    if spec.use_gh_cli:
+        ways.append("run `gh auth login`")
+    message = f"No credential for {spec.title}: {_or(ways)}."
+    if retirement and _on_retired_github(settings):
+        message += " " + _retirement_sentence()
+    return message
+
+
+def _settings_without_credential(params: Mapping[str, Any]) -> Settings | None:
+    """The command's settings, resolved as the library did, but without asking for a token."""
+    from ._config import resolve_settings
+
+    try:
+        return resolve_settings(
+            provider=params.get("provider"),
+            endpoint=params.get("endpoint"),
+            require_token=False,
+            require_model=False,
+            gh_token=lambda: None,  # `gh auth token` already said no
+        )
+    except LLMError:
+        return None
+
+
+def _error_line(error: LLMError, params: Mapping[str, Any]) -> str:
+    message = _in_cli_words(str(error))
+    if isinstance(error, MissingTokenError):
+        settings = _settings_without_credential(params)
+        if settings is not None:
+            message = _missing_credential(settings)
+    return " ".join(message.split())
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError):  # stderr is gone too: the exit code still tells
+        click.echo(line, err=True)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    _say(f"sigla: error: {message}")
+    sys.exit(code)
+
+
+def _interrupted() -> NoReturn:
+    if _stderr_is_terminal():
+        _say("")  # end the line the terminal's ^C echo left open
+    _say("sigla: interrupted")
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at interpreter exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a test's capture)
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _command(function: F) -> F:
+    """A sigla command: ``-v``/``-q``, notices for its duration, every failure one line."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, verbose: bool, quiet: bool, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        verbosity = _verbosity(verbose, quiet) or ctx.meta.get(_VERBOSITY_KEY) or "auto"
+        try:
+            with _notices(verbosity):
+                return function(*args, **kwargs)
         except LLMError as error:
-            line = " ".join(str(error).split())
-            click.echo(f"sigla: error: {line}", err=True)
             usage = isinstance(error, (ConfigurationError, InvalidRequestError))
-            sys.exit(EXIT_USAGE if usage else EXIT_ERROR)
+            _fail(_error_line(error, ctx.params), EXIT_USAGE if usage else EXIT_ERROR)
         except click.UsageError as error:
-            click.echo(f"sigla: error: {error.format_message()}", err=True)
-            sys.exit(EXIT_USAGE)
+            _fail(error.format_message(), EXIT_USAGE)
         except KeyboardInterrupt:
-            click.echo("sigla: interrupted", err=True)
+            _interrupted()
+        except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
+            _silence_stdout()
+            sys.exit(EXIT_BROKEN_PIPE)
+        except OSError as error:  # stdin or stdout failed (a full disk...)
+            _silence_stdout()
+            _fail(str(error), EXIT_ERROR)
+
+    return _verbosity_options(wrapper)  # type: ignore[return-value]
+
+
+# click 8.2+ raises it for `sigla` alone; 8.1 prints the help itself (an empty tuple: no match).
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class _SiglaGroup(click.Group):
+    """The ``sigla`` group: click's own usage errors end as one ``sigla: error:`` line too."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command line; exit with its code (see the module docstring)."""
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except _NO_ARGS_IS_HELP as error:  # `sigla` alone: the help, as click shows it
+            error.show()
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            message = error.format_message()
+            ctx = getattr(error, "ctx", None)
+            if isinstance(error, click.UsageError) and ctx is not None:
+                message += f" (see `{ctx.command_path} --help`)"
+            _fail(message, error.exit_code)
+        except click.Abort:
+            _say("sigla: interrupted")
             sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
 
-    return wrapper  # type: ignore[return-value]
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    name="sigla", cls=_SiglaGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="sigla")
-def main() -> None:
-    """Call large language models the SIGLA way (GitHub Models and its successors)."""
+@_verbosity_options
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, quiet: bool) -> None:
+    """Call large language models the SIGLA way (GitHub Models and its successors).
+
+    -v/-q go before or after the command (sigla -v chat, sigla chat -v); after it, they
+    win. Exit codes: 1 the call failed, 2 configuration or usage, 130 interrupted, 141 the
+    reader of stdout went away.
+    """
+    ctx.meta[_VERBOSITY_KEY] = _verbosity(verbose, quiet)
 
 
 def _read_prompt(prompt: str | None) -> str:
@@ -84,15 +396,42 @@ def _read_prompt(prompt: str | None) -> str:
     return text
 
 
+def _print_stream(llm: GitHubLLM, text: str, options: dict[str, Any]) -> None:
+    """Write the answer as it arrives; the connection closes however the loop ends."""
+    out = sys.stdout
+    wrote = False
+    try:
+        with llm.stream(text, **options) as stream:
+            for piece in stream:
+                wrote = True  # first: an interrupt can land between the write and this line
+                out.write(piece)
+                out.flush()
+    finally:
+        if wrote:  # end the line, also when the stream broke part-way
+            with contextlib.suppress(OSError):  # stdout itself failed: that error is on its way
+                out.write("\n")
+                out.flush()
+
+
 @main.command()
 @click.argument("prompt", required=False)
-@click.option("-m", "--model", help="Model id, e.g. mistral-ai/Codestral-2501.")
-@click.option("-s", "--system", help='System prompt (default: "You are a helpful assistant.").')
-@click.option("-t", "--temperature", type=float, help="Sampling temperature, 0 to 2.")
+@click.option("-m", "--model", help=_MODEL_HELP)
+@click.option("-s", "--system", help=f'System prompt (default: "{C.DEFAULT_SYSTEM_PROMPT}").')
+@click.option(
+    "-t",
+    "--temperature",
+    type=float,
+    help=f"Sampling temperature, 0 to 2 (default: {C.DEFAULT_TEMPERATURE:g}).",
+)
 @click.option("--max-tokens", type=int, help="Cap on the answer's length in tokens.")
-@click.option("-p", "--provider", help="github, azure, mistral or openai (default: github).")
+@click.option("-p", "--provider", help=_PROVIDER_HELP)
+@click.option("-e", "--endpoint", help=_ENDPOINT_HELP)
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help=_TIMEOUT_HELP
+)
+@click.option("--max-retries", type=click.IntRange(min=0), metavar="N", help=_MAX_RETRIES_HELP)
 @click.option("--no-stream", is_flag=True, help="Print the whole answer at once.")
-@_fails_cleanly
+@_command
 def chat(
     prompt: str | None,
     model: str | None,
@@ -100,41 +439,45 @@ def chat(
     temperature: float | None,
     max_tokens: int | None,
     provider: str | None,
+    endpoint: str | None,
+    timeout: float | None,
+    max_retries: int | None,
     no_stream: bool,
 ) -> None:
     """Ask the model PROMPT (or stdin when PROMPT is - or absent) and print the answer."""
     from .llm import GitHubLLM
 
     text = _read_prompt(prompt)
-    llm = GitHubLLM(model=model, temperature=temperature, provider=provider)
+    llm = GitHubLLM(
+        model=model,
+        temperature=temperature,
+        provider=provider,
+        endpoint=endpoint,
+        timeout=timeout,
+        max_retries=max_retries,
+    )
     options: dict[str, Any] = {"system": system, "max_tokens": max_tokens}
     if no_stream:
         click.echo(llm.chat(text, **options))
-        return
-    out = sys.stdout
-    wrote = False
-    try:
-        for piece in llm.stream(text, **options):
-            out.write(piece)
-            out.flush()
-            wrote = True
-    finally:
-        if wrote:  # end the line, also when the stream broke part-way
-            out.write("\n")
-            out.flush()
+    else:
+        _print_stream(llm, text, options)
 
 
 @main.command()
-@click.option("-p", "--provider", help="github, mistral or openai (default: SIGLA_LLM_PROVIDER).")
-@_fails_cleanly
-def models(provider: str | None) -> None:
+@click.option("-p", "--provider", help=_MODELS_PROVIDER_HELP)
+@click.option("-e", "--endpoint", help=_ENDPOINT_HELP)
+@_command
+def models(provider: str | None, endpoint: str | None) -> None:
     """List the models of the catalog: id, rate-limit tier, input/output token limits."""
     from ._config import resolve_settings
     from .llm import GitHubLLM
 
     # Listing needs no model, but providers without a default one (openai) would refuse.
-    settings = resolve_settings(provider=provider, require_token=False, require_model=False)
-    entries = GitHubLLM(provider=provider, model=settings.model or "(listing)").models()
+    settings = resolve_settings(
+        provider=provider, endpoint=endpoint, require_token=False, require_model=False
+    )
+    llm = GitHubLLM(provider=provider, endpoint=endpoint, model=settings.model or "(listing)")
+    entries = llm.models()
     width = max((len(m.id) for m in entries), default=2)
     click.echo(f"{'ID':<{width}}  {'TIER':<10}  {'MAX IN':>8}  {'MAX OUT':>8}")
     for m in sorted(entries, key=lambda m: m.id.lower()):
@@ -144,12 +487,22 @@ def models(provider: str | None) -> None:
         )
 
 
+def _retirement_rows() -> list[str]:
+    width = max(len(where) for where, _ in _SWITCHES)
+    return [
+        f"retired       GitHub Models (models.github.ai) was retired on "
+        f"{C.GITHUB_MODELS_RETIRED_ON}; switch provider with one line:",
+        *(f"                {where:<{width}}  {line}" for where, line in _SWITCHES),
+        "              then run `sigla doctor` again (README.md, 'After GitHub Models').",
+    ]
+
+
 @main.command()
-@click.option("-p", "--provider", help="github, azure, mistral or openai.")
-@click.option("-m", "--model", help="Model to check.")
-@click.option("-e", "--endpoint", help="Base URL to check.")
+@click.option("-p", "--provider", help=_PROVIDER_HELP)
+@click.option("-m", "--model", help=_MODEL_HELP)
+@click.option("-e", "--endpoint", help=_ENDPOINT_HELP)
 @click.option("--no-request", is_flag=True, help="Only show the configuration.")
-@_fails_cleanly
+@_command
 def doctor(provider: str | None, model: str | None, endpoint: str | None, no_request: bool) -> None:
     """Show the resolved configuration and where each value came from, then try one request."""
     import time
@@ -164,7 +517,7 @@ def doctor(provider: str | None, model: str | None, endpoint: str | None, no_req
             provider=provider, model=model, endpoint=endpoint, require_token=False
         )
     except ConfigurationError as error:
-        click.echo(f"configuration  FAILED: {error}")
+        click.echo(f"configuration  FAILED: {_in_cli_words(str(error))}")
         sys.exit(EXIT_USAGE)
     spec = settings.spec
     rows = [
@@ -181,8 +534,11 @@ def doctor(provider: str | None, model: str | None, endpoint: str | None, no_req
     rows.append(("credential", "found" if found else "not found", settings.sources.get("token")))
     for name, value, source in rows:
         click.echo(f"{name:<13} {value}" + (f"   (from {source})" if source else ""))
+    if _on_retired_github(settings):
+        for line in _retirement_rows():
+            click.echo(line)
     if not found and spec.credential_required:
-        click.echo(f"check         FAILED: {spec.credential_hint}")
+        click.echo(f"check         FAILED: {_missing_credential(settings, retirement=False)}")
         sys.exit(EXIT_USAGE)
     if no_request:
         return
@@ -198,7 +554,7 @@ def doctor(provider: str | None, model: str | None, endpoint: str | None, no_req
         started = time.perf_counter()
         result = llm.complete("Reply with OK.", max_tokens=5)
     except LLMError as error:
-        click.echo("check         FAILED: " + " ".join(str(error).split()))
+        click.echo("check         FAILED: " + " ".join(_in_cli_words(str(error)).split()))
         sys.exit(EXIT_USAGE if isinstance(error, ConfigurationError) else EXIT_ERROR)
     elapsed = (time.perf_counter() - started) * 1000
     served = f", served by {result.model}" if result.model else ""
