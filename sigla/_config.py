@@ -48,6 +48,7 @@ class ProviderSpec:
     seed_field: str  # the wire name of the seed: OpenAI-style "seed", Mistral "random_seed"
     use_gh_cli: bool = False
     credential_hint: str = ""
+    credential_help: str = ""  # what the credential is, for any face (no argument names)
     endpoint_example: str = ""
 
 
@@ -66,6 +67,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "No GitHub token: set GITHUB_TOKEN, pass token=, or run `gh auth login` "
             "(a fine-grained PAT with the models:read permission)."
         ),
+        credential_help="a fine-grained PAT with the models:read permission",
     ),
     "azure": ProviderSpec(
         name="azure",
@@ -80,6 +82,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "No Azure AI Foundry key: set AZURE_API_KEY or pass token= "
             "(the key of your Foundry resource, Keys and Endpoint page)."
         ),
+        credential_help="the key of your Foundry resource, Keys and Endpoint page",
         endpoint_example="https://<resource>.services.ai.azure.com/models",
     ),
     "mistral": ProviderSpec(
@@ -156,11 +159,9 @@ class Settings:
 
 RETIRED_SWITCH = (
     f"Note: GitHub Models was retired on {C.GITHUB_MODELS_RETIRED_ON}, so even a valid GitHub "
-    "token gets no answer there. Switch with one line: Azure AI Foundry "
-    "`export SIGLA_LLM_PROVIDER=azure AZURE_ENDPOINT=<endpoint> AZURE_API_KEY=<key> "
-    "SIGLA_LLM_MODEL=<deployment>`, Mistral `export SIGLA_LLM_PROVIDER=mistral "
-    "MISTRAL_API_KEY=<key>`, or a local server `export SIGLA_LLM_PROVIDER=openai "
-    "SIGLA_LLM_ENDPOINT=http://localhost:11434/v1 SIGLA_LLM_MODEL=<model>`."
+    "token gets no answer there. Switch with one line: "
+    + "; ".join(f"{where}: `{line}`" for where, line in C.SUCCESSOR_SWITCHES)
+    + "."
 )
 
 

@@ -8,6 +8,22 @@ DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 GITHUB_MODELS_ENDPOINT = "https://models.github.ai/inference"
 GITHUB_MODELS_RETIRED_ON = "2026-07-30"
+# The one-line switches to GitHub Models' successors (README, "After GitHub Models"), for
+# every message that points a user away from the retired service.
+SUCCESSOR_SWITCHES = (
+    (
+        "Azure AI Foundry",
+        "export SIGLA_LLM_PROVIDER=azure "
+        "AZURE_ENDPOINT=https://<resource>.services.ai.azure.com/models "
+        "AZURE_API_KEY=<key> SIGLA_LLM_MODEL=Codestral-2501",
+    ),
+    ("Mistral's API", "export SIGLA_LLM_PROVIDER=mistral MISTRAL_API_KEY=<key>"),
+    (
+        "a local server (Ollama)",
+        "export SIGLA_LLM_PROVIDER=openai SIGLA_LLM_ENDPOINT=http://localhost:11434/v1 "
+        "SIGLA_LLM_MODEL=qwen2.5-coder",
+    ),
+)
 AZURE_API_VERSION = "2024-05-01-preview"  # what mistralai's Azure client sends
 MISTRAL_ENDPOINT = "https://api.mistral.ai"
 MISTRAL_DEFAULT_MODEL = "codestral-latest"

@@ -48,11 +48,9 @@ __all__ = [
 
 _RETIRED = (
     "GitHub Models was retired on {date}; the service no longer answers ({detail}). "
-    "Switch provider, with no code change: Microsoft/Azure AI Foundry "
-    "(SIGLA_LLM_PROVIDER=azure, AZURE_ENDPOINT, AZURE_API_KEY), Mistral's API "
-    "(SIGLA_LLM_PROVIDER=mistral, MISTRAL_API_KEY), or any OpenAI-compatible server "
-    "(SIGLA_LLM_PROVIDER=openai, SIGLA_LLM_ENDPOINT=http://localhost:11434/v1). "
-    "See README.md, 'After GitHub Models'."
+    "Switch provider, with no code change: "
+    + "; ".join(f"{where}: `{line}`" for where, line in C.SUCCESSOR_SWITCHES).replace("{", "{{")
+    + ". See README.md, 'After GitHub Models'."
 )
 _CHECK_ENDPOINT = (
     "Check that the endpoint ({}) is the model service's base URL and that "

@@ -48,20 +48,7 @@ _VERBOSITY_KEY = "sigla.verbosity"  # the group's -v/-q, in the context's shared
 
 # The one-line switches of README's "After GitHub Models", shown when a newcomer's default
 # configuration points at the retired service.
-_SWITCHES = (
-    (
-        "Azure AI Foundry",
-        "export SIGLA_LLM_PROVIDER=azure "
-        "AZURE_ENDPOINT=https://<resource>.services.ai.azure.com/models "
-        "AZURE_API_KEY=<key> SIGLA_LLM_MODEL=Codestral-2501",
-    ),
-    ("Mistral's API", "export SIGLA_LLM_PROVIDER=mistral MISTRAL_API_KEY=<key>"),
-    (
-        "a local server (Ollama)",
-        "export SIGLA_LLM_PROVIDER=openai SIGLA_LLM_ENDPOINT=http://localhost:11434/v1 "
-        "SIGLA_LLM_MODEL=qwen2.5-coder",
-    ),
-)
+_SWITCHES = C.SUCCESSOR_SWITCHES
 
 # -- help texts, built from the provider table so that every command says the same
 
@@ -232,7 +219,8 @@ def _missing_credential(settings: Settings, *, retirement: bool = True) -> str:
     ways = [f"set {_or(list(spec.credential_envs))}"]
     if spec.use_gh_cli:
         ways.append("run `gh auth login`")
-    message = f"No credential for {spec.title}: {_or(ways)}."
+    help_ = f" ({spec.credential_help})" if spec.credential_help else ""
+    message = f"No credential for {spec.title}: {_or(ways)}{help_}."
     if retirement and _on_retired_github(settings):
         message += " " + _retirement_sentence()
     return message
@@ -522,7 +510,7 @@ def doctor(provider: str | None, model: str | None, endpoint: str | None, no_req
     spec = settings.spec
     rows = [
         ("provider", f"{spec.name} ({spec.title})", settings.sources.get("provider")),
-        ("endpoint", settings.endpoint, settings.sources.get("endpoint")),
+        ("endpoint", settings.display_endpoint, settings.sources.get("endpoint")),
         ("model", settings.model, settings.sources.get("model")),
     ]
     if settings.org:
@@ -531,7 +519,11 @@ def doctor(provider: str | None, model: str | None, endpoint: str | None, no_req
         rows.append(("api-version", settings.api_version, settings.sources.get("api_version")))
     rows.append(("limits", str(settings.limits), settings.sources.get("limits")))
     found = settings.token is not None
-    rows.append(("credential", "found" if found else "not found", settings.sources.get("token")))
+    shown = "not found"
+    if settings.token is not None:  # a fingerprint (ghp_…Fvcu) tells keys apart; short: none
+        print_ = settings.token.fingerprint
+        shown = f"found ({print_})" if print_ else "found"
+    rows.append(("credential", shown, settings.sources.get("token")))
     for name, value, source in rows:
         click.echo(f"{name:<13} {value}" + (f"   (from {source})" if source else ""))
     if _on_retired_github(settings):

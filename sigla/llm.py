@@ -38,7 +38,7 @@ from ._retry import CallBudget, describe_wait, next_delay
 from ._secret import Secret
 from ._streams import AsyncTextStream, Outcome, TextStream, aclose_quietly, broken_stream
 from ._text import shown
-from ._translate import detached, error_from_status, translating
+from ._translate import detached, error_from_status, excerpt, translating
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -338,17 +338,23 @@ class GitHubLLM:
             retry_read_timeouts=self.retry_read_timeouts,
         )
         if delay is not None:
-            said = " ".join(str(error).split())
+            label = _short(error)
             logger.info(
-                "%s: %s: %s; retry %d of %d in %s",
+                "%s: %s; retry %d of %d in %s",
                 what,
-                type(error).__name__,
-                said if len(said) <= 160 else said[:159] + "…",
+                label,
                 attempt + 1,
                 self.settings.max_retries,
                 describe_wait(delay),
-                extra={"sigla_notice": "retry", "sigla_wait": delay},
+                extra={
+                    "sigla_notice": "retry",
+                    "sigla_wait": delay,
+                    "sigla_attempt": attempt + 1,
+                    "sigla_max_retries": self.settings.max_retries,
+                    "sigla_error": label,
+                },
             )
+            logger.debug("%s: retrying after %s: %s", what, type(error).__name__, error)
         return delay
 
     def _admitted(self) -> Admission:
@@ -636,6 +642,20 @@ class GitHubLLM:
                 error = caught
             await self._async_sleep(self._next(error, attempt, "stream", assembler, budget))
             attempt += 1
+
+
+def _short(error: LLMError) -> str:
+    """A failure in a few words, for a retry notice: ``HTTP 429 (RateLimitReached)``."""
+    if isinstance(error, APIStatusError):
+        code = f" ({excerpt(error.code, 40)})" if error.code else ""
+        return f"HTTP {error.status_code}{code} from the service"
+    if isinstance(error, APITimeoutError):
+        return "no answer in time"
+    if isinstance(error, APIConnectionError):
+        return "could not connect"
+    if isinstance(error, StreamError):
+        return "the stream broke before any text"
+    return type(error).__name__
 
 
 def _check_total_timeout(value: float | None) -> float | None:

@@ -271,3 +271,31 @@ def test_secrets_compare_by_value_and_never_print_it():
     assert Secret("a") != Secret("b") and Secret("a") != "a"
     assert len({Secret("x"), Secret("x")}) == 1
     assert "a-long" not in f"{Secret('a-long-secret-value')}"
+
+
+def _doctor(env: dict[str, str]) -> str:
+    from click.testing import CliRunner
+
+    from sigla.cli import main
+
+    result = CliRunner().invoke(main, ["doctor"], env=env, catch_exceptions=False)
+    return result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+
+def test_doctor_shows_a_fingerprint_of_the_credential_and_never_more(fake):
+    output = _doctor({"GITHUB_TOKEN": TOKEN, "SIGLA_LLM_ENDPOINT": fake.url})
+    assert f"found ({TOKEN[:4]}…{TOKEN[-4:]})" in output
+    assert TOKEN not in output and TOKEN[4:-4] not in output
+
+
+def test_doctor_shows_no_fingerprint_of_a_short_key(fake):
+    output = _doctor({"GITHUB_TOKEN": "short-key-1234", "SIGLA_LLM_ENDPOINT": fake.url})
+    assert "credential    found " in output and "short" not in output
+
+
+def test_doctor_never_prints_a_credential_from_the_endpoint_url(fake):
+    for endpoint in _endpoints(fake):
+        output = _doctor({"GITHUB_TOKEN": TOKEN, "SIGLA_LLM_ENDPOINT": endpoint})
+        assert "***" in output
+        for secret in SECRETS:
+            assert secret not in output, output
