@@ -80,7 +80,7 @@ _ENDPOINT_HELP = (
     + ", e.g. http://localhost:11434/v1)."
 )
 _TIMEOUT_HELP = (
-    "Seconds to wait for an answer, or between two pieces of a streamed one "
+    "Seconds for a whole answer, or for each event of a streamed one "
     f"(default: SIGLA_LLM_TIMEOUT, else {C.DEFAULT_TIMEOUT:g} s)."
 )
 _MAX_RETRIES_HELP = (
