@@ -218,7 +218,7 @@ def test_doctor_shows_where_each_setting_came_from_and_checks(fake):
     assert "provider      github (GitHub Models)   (from default)" in out
     assert f"endpoint      {fake.url}   (from environment variable SIGLA_LLM_ENDPOINT)" in out
     assert "model         openai/gpt-4o-mini   (from argument)" in out
-    assert "credential    found   (from environment variable GITHUB_TOKEN)" in out
+    assert "credential    found (ghp_…cret)   (from environment variable GITHUB_TOKEN)" in out
     assert "limits        none   (from default: none by default for this endpoint)" in out
     assert "check         OK" in out
     assert TOKEN not in result.output
