@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from . import __version__
 from . import _constants as C
-from ._config import PROVIDERS
+from ._config import PROVIDERS, on_github_models
+from ._notices import Verbosity, stderr_is_terminal
+from ._notices import notices as _notices
 from .errors import ConfigurationError, InvalidRequestError, LLMError, MissingTokenError
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-Verbosity = Literal["quiet", "auto", "verbose"]
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2  # bad configuration or arguments: retrying will not help
@@ -88,74 +87,6 @@ _MAX_RETRIES_HELP = (
     f"(default: {C.DEFAULT_MAX_RETRIES})."
 )
 
-# -- notices: what sigla says on stderr while it waits
-
-
-def _print_notice(text: str) -> None:
-    """The one place a notice reaches the terminal: one ``sigla: …`` line on stderr.
-
-    A later progress bar owns the terminal while it runs: it passes its own printer to
-    :func:`_notices` instead of this one.
-    """
-    click.echo(f"sigla: {text}", err=True)
-
-
-class _NoticeHandler(logging.Handler):
-    """Hands the "sigla" logger's notices (records with ``sigla_notice``: retries and
-    rate-limit waits) and warnings to ``show``; with ``everything``, every record."""
-
-    def __init__(self, show: Callable[[str], None], *, everything: bool) -> None:
-        super().__init__(logging.INFO)
-        self._show = show
-        self._everything = everything
-
-    def emit(self, record: logging.LogRecord) -> None:
-        notice = getattr(record, "sigla_notice", None)
-        warning = record.levelno >= logging.WARNING
-        if not (notice or warning or self._everything):
-            return
-        try:
-            text = " ".join(record.getMessage().split())
-            if warning:
-                text = f"{record.levelname.lower()}: {text}"
-            elif notice:
-                text += "…"  # the wait starts now
-            self._show(text)
-        except OSError:  # stderr is gone; a notice is not worth failing the command for
-            pass
-        except Exception:
-            self.handleError(record)
-
-
-def _stderr_is_terminal() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):  # replaced by an object without it, or closed
-        return False
-
-
-@contextlib.contextmanager
-def _notices(verbosity: Verbosity, show: Callable[[str], None] = _print_notice) -> Iterator[None]:
-    """Show sigla's notices through ``show`` while the block runs, then remove the handler.
-
-    ``auto`` shows them when stderr is a terminal; ``verbose`` always, with every INFO
-    record of the "sigla" logger; ``quiet`` never.
-    """
-    if verbosity == "quiet" or (verbosity == "auto" and not _stderr_is_terminal()):
-        yield
-        return
-    logger = logging.getLogger("sigla")
-    handler = _NoticeHandler(show, everything=verbosity == "verbose")
-    level = logger.level
-    if not logger.isEnabledFor(logging.INFO):
-        logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-
 
 def _verbosity_options(function: F) -> F:
     """``-v``/``-q``, accepted by the group (``sigla -v chat``) and by each command."""
@@ -198,12 +129,6 @@ def _in_cli_words(message: str) -> str:
     return _KEYWORD.sub(lambda m: _OPTIONS.get(m.group(1), m.group(0)), message)
 
 
-def _on_retired_github(settings: Settings) -> bool:
-    """True for the default provider on GitHub's own host, which was retired."""
-    retired_host = urlsplit(C.GITHUB_MODELS_ENDPOINT).hostname
-    return settings.provider == "github" and urlsplit(settings.endpoint).hostname == retired_host
-
-
 def _retirement_sentence() -> str:
     switches = "; ".join(f"{where}: `{line}`" for where, line in _SWITCHES)
     return (
@@ -221,7 +146,7 @@ def _missing_credential(settings: Settings, *, retirement: bool = True) -> str:
         ways.append("run `gh auth login`")
     help_ = f" ({spec.credential_help})" if spec.credential_help else ""
     message = f"No credential for {spec.title}: {_or(ways)}{help_}."
-    if retirement and _on_retired_github(settings):
+    if retirement and on_github_models(settings.provider, settings.endpoint):
         message += " " + _retirement_sentence()
     return message
 
@@ -262,7 +187,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _interrupted() -> NoReturn:
-    if _stderr_is_terminal():
+    if stderr_is_terminal():
         _say("")  # end the line the terminal's ^C echo left open
     _say("sigla: interrupted")
     sys.exit(EXIT_INTERRUPTED)
@@ -526,7 +451,7 @@ def doctor(provider: str | None, model: str | None, endpoint: str | None, no_req
     rows.append(("credential", shown, settings.sources.get("token")))
     for name, value, source in rows:
         click.echo(f"{name:<13} {value}" + (f"   (from {source})" if source else ""))
-    if _on_retired_github(settings):
+    if on_github_models(settings.provider, settings.endpoint):
         for line in _retirement_rows():
             click.echo(line)
     if not found and spec.credential_required:

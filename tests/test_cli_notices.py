@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from conftest import TOKEN
 from test_cli import process_env
 
-from sigla.cli import _notices, main
+from sigla._notices import notices as _notices
+from sigla.cli import main
 from sigla.llm import RateLimits
 
 pytestmark = pytest.mark.e2e
@@ -121,8 +122,6 @@ def test_waits_of_the_client_side_rate_limit_are_noticed(make_llm, clock, sigla_
 
 
 def test_auto_shows_only_notices_and_verbose_shows_every_info_line(sigla_logger, monkeypatch):
-    import sigla.cli
-
     def lines(verbosity):
         shown: list[str] = []
         with _notices(verbosity, show=shown.append):
@@ -131,7 +130,7 @@ def test_auto_shows_only_notices_and_verbose_shows_every_info_line(sigla_logger,
             sigla_logger.warning("something odd")
         return shown
 
-    monkeypatch.setattr(sigla.cli, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(sigla._notices, "stderr_is_terminal", lambda: True)
     assert lines("auto") == ["retry 1 of 3 in 2 s…", "warning: something odd"]
     assert lines("verbose") == [
         "a plain INFO line",
@@ -139,7 +138,7 @@ def test_auto_shows_only_notices_and_verbose_shows_every_info_line(sigla_logger,
         "warning: something odd",
     ]
     assert lines("quiet") == []
-    monkeypatch.setattr(sigla.cli, "_stderr_is_terminal", lambda: False)
+    monkeypatch.setattr(sigla._notices, "stderr_is_terminal", lambda: False)
     assert lines("auto") == []
 
 
