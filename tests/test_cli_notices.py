@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from conftest import TOKEN
 from test_cli import process_env
 
+from sigla import _notices as notices_module
 from sigla._notices import notices as _notices
 from sigla.cli import main
 from sigla.llm import RateLimits
@@ -130,7 +131,7 @@ def test_auto_shows_only_notices_and_verbose_shows_every_info_line(sigla_logger,
             sigla_logger.warning("something odd")
         return shown
 
-    monkeypatch.setattr(sigla._notices, "stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(notices_module, "stderr_is_terminal", lambda: True)
     assert lines("auto") == ["retry 1 of 3 in 2 s…", "warning: something odd"]
     assert lines("verbose") == [
         "a plain INFO line",
@@ -138,7 +139,7 @@ def test_auto_shows_only_notices_and_verbose_shows_every_info_line(sigla_logger,
         "warning: something odd",
     ]
     assert lines("quiet") == []
-    monkeypatch.setattr(sigla._notices, "stderr_is_terminal", lambda: False)
+    monkeypatch.setattr(notices_module, "stderr_is_terminal", lambda: False)
     assert lines("auto") == []
 
 
