@@ -64,6 +64,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _need(module: str, what: str) -> None:
+    """Skip unless ``module`` (top-level) is installed; it is not imported here: importing
+    litellm would fetch its cost map from the web, which only its CLI is told not to do."""
     if importlib.util.find_spec(module) is None:
         pytest.skip(f"{what} is not installed here: run `bash tests/interop/run.sh`")
 
@@ -72,7 +74,7 @@ def _need(module: str, what: str) -> None:
 
 
 def _litellm(tmp: Path, name: str, models: dict[str, dict[str, str]]) -> Server:
-    _need("litellm.proxy", "LiteLLM's proxy (litellm[proxy])")
+    _need("litellm", "LiteLLM's proxy (litellm[proxy])")
     exe = shutil.which("litellm") or str(Path(sys.executable).with_name("litellm"))
     config = tmp / f"{name}.yaml"
     config.write_text(_litellm_config(models))
@@ -145,7 +147,7 @@ def gemma_gguf() -> Path:
 
 
 def _llama(tmp: Path, gguf: Path, name: str, *extra: str, n_ctx: int = 512) -> Server:
-    _need("llama_cpp.server", "llama-cpp-python[server]")
+    _need("llama_cpp", "llama-cpp-python[server]")
     port = _free_port()
     return Server(
         name=name,

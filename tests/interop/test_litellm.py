@@ -158,6 +158,27 @@ def test_backend_stream_cut_raises_stream_error_with_partial_text(
     assert_no_secret(error, TOKEN, BACKEND_KEY)
 
 
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("unknown_model", ModelNotFoundError),  # the backend's 404
+        ("tokens_limit", InputTooLargeError),  # the backend's 413 tokens_limit_reached
+        ("prompt_filter", ContentFilteredError),  # the backend's 400 content_filter
+        ("content_filter", ContentFilteredError),  # a 200 with finish_reason content_filter
+    ],
+)
+def test_backend_errors_passed_on_by_the_proxy_keep_their_meaning(
+    litellm_proxy: Server, backend: FakeGitHubModels, fault: str, expected: type
+) -> None:
+    backend.fail(fault, times=None)
+    error = catch(lambda: make_llm(litellm_proxy, "backend", max_retries=0).chat("Hello?"))
+    backend.reset()
+    backend.fail(fault, times=None)
+    raw = raw_chat(litellm_proxy, "backend", "Hello?")
+    assert isinstance(error, expected), f"{describe(error)}\nserver: {raw}"
+    assert_no_secret(error, TOKEN, BACKEND_KEY)
+
+
 def test_error_answers_raise_the_same_error_when_streaming(litellm_proxy: Server) -> None:
     """An error status before the first event is the same error for stream() as for chat()."""
     expected = {

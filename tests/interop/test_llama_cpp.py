@@ -12,7 +12,13 @@ import uuid
 
 import pytest
 
-from sigla.llm import APITimeoutError, AuthenticationError, InputTooLargeError
+from sigla.llm import (
+    APITimeoutError,
+    AuthenticationError,
+    InputTooLargeError,
+    InvalidResponseError,
+    StreamError,
+)
 
 from .servers import (
     GEMMA_MODEL,
@@ -89,6 +95,20 @@ def test_prompt_over_the_context_window_raises_input_too_large_error(
     error = catch(lambda: run_chat(llm, mode, prompt, max_tokens=16))
     raw = raw_chat(llama_server, GEMMA_MODEL, prompt, max_tokens=16)
     assert isinstance(error, InputTooLargeError), f"{describe(error)}\nserver: {raw}"
+    assert_no_secret(error)
+
+
+def test_prompt_over_the_context_window_never_streams_an_empty_success(
+    llama_server: Server, mode: str
+) -> None:
+    """Streaming, llama.cpp answers 200 with an empty event stream (no error, no [DONE]):
+    all it can be told from is silence, and that must not pass for an empty answer."""
+    prompt = "Summarise this: " + "the lighthouse keeper counted the waves " * 200
+    pieces, error = run_stream(make_llm(llama_server, GEMMA_MODEL), mode, prompt, max_tokens=16)
+    assert pieces == []
+    assert isinstance(error, (InputTooLargeError, InvalidResponseError, StreamError)), (
+        describe(error) if error else "the stream ended as an empty success"
+    )
     assert_no_secret(error)
 
 
