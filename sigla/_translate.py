@@ -64,6 +64,14 @@ _MAX_TOKENS = re.compile(
 _CONTEXT_WORDS = re.compile(
     r"context[_ ](?:length|window|size)|maximum context|too many tokens|prompt is too long", re.I
 )
+# When an answer has no meaningful code (LiteLLM sends the status as its code and names the
+# error class in the message: "litellm.ContentPolicyViolationError: ..."), its words decide.
+_FILTER_WORDS = re.compile(
+    r"ContentPolicyViolation|content[_ ](?:management )?polic|content[_ ]filter", re.I
+)
+_MODEL_WORDS = re.compile(
+    r"invalid model name|unknown model|model\b.{0,80}\bdoes not exist|model[_ ]not[_ ]found", re.I
+)
 _TOO_LARGE_CODES = {"tokens_limit_reached", "context_length_exceeded", "exceed_context_size_error"}
 _MODEL_CODES = {"unknown_model", "model_not_found", "DeploymentNotFound", "NotFoundError"}
 _FILTER_CODES = {"content_filter", "content_policy_violation", "ResponsibleAIPolicyViolation"}
@@ -86,8 +94,10 @@ class _Said:
         error = data.get("error") if isinstance(data, Mapping) else None
         if isinstance(error, Mapping):
             message = error.get("message") or error.get("details") or ""
-            if error.get("code") is not None and not isinstance(error.get("code"), (int, float)):
-                self.code = str(error["code"])
+            code = error.get("code")
+            # LiteLLM and llama.cpp put the HTTP status there ("400", 400): no meaning.
+            if code is not None and not isinstance(code, (int, float)) and not str(code).isdigit():
+                self.code = str(code)
             if isinstance(error.get("type"), str):
                 self.kind = error["type"]
             inner = error.get("innererror")
@@ -194,13 +204,17 @@ def error_from_status(
         return AuthenticationError(
             f"{said} (HTTP 401): the service refused the token; {fix}.", **common
         )
-    if codes & _FILTER_CODES:
+    if codes & _FILTER_CODES or (
+        status == 400 and not codes - {"invalid_request_error"} and _FILTER_WORDS.search(said)
+    ):
         return ContentFilteredError(
             f"{said} (HTTP {status}): the prompt was blocked by the content filter; rephrase it.",
             status_code=status,
         )
     if status in (400, 404) and (
-        codes & _MODEL_CODES or (status == 404 and not codes and "model" in said.lower())
+        codes & _MODEL_CODES
+        or (status == 404 and not codes and "model" in said.lower())
+        or (not codes - {"invalid_request_error"} and _MODEL_WORDS.search(said))
     ):
         return ModelNotFoundError(
             f"{said} (HTTP {status}). Model {settings.model!r} was not found; "

@@ -312,6 +312,65 @@ def test_error_codes_of_real_servers_map_to_their_classes(server, client, answer
     assert len(server.requests) == 1
 
 
+def _litellm(status: int, message: str, kind: str = "invalid_request_error") -> hostile.Response:
+    """LiteLLM's proxy error as recorded against litellm 1.108 (tests/interop): the HTTP status
+    as the code, the error's class only in the message."""
+    body = {"error": {"message": message, "type": kind, "param": None, "code": str(status)}}
+    return hostile.error(status, hostile.json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            _litellm(400, "/chat/completions: Invalid model name passed in model=no-such-model."),
+            ModelNotFoundError,
+        ),
+        (
+            _litellm(404, "litellm.NotFoundError: OpenAIException - Unknown model: gpt-4o-mini"),
+            ModelNotFoundError,
+        ),
+        (
+            _litellm(
+                400,
+                "litellm.BadRequestError: litellm.ContentPolicyViolationError: "
+                "litellm.MockException: Exception: content_filter_policy",
+            ),
+            ContentFilteredError,
+        ),
+        (
+            _litellm(
+                400,
+                "litellm.BadRequestError: OpenAIException - The response was filtered due to "
+                "the prompt triggering Azure OpenAI's content management policy.",
+            ),
+            ContentFilteredError,
+        ),
+        (
+            _litellm(
+                400,
+                "litellm.ContextWindowExceededError: litellm.BadRequestError: this is a mock "
+                "context window exceeded error",
+            ),
+            InputTooLargeError,
+        ),
+    ],
+    ids=["invalid-model", "backend-404", "policy", "prompt-filter", "context-window"],
+)
+def test_litellms_errors_map_by_their_words(server, client, answer, expected):
+    server.script(answer)
+    with pytest.raises(expected):
+        client().chat("hi")
+
+
+def test_a_status_code_in_the_code_field_is_not_taken_for_a_code(server, client):
+    server.script(_litellm(400, "litellm.BadRequestError: something else went wrong"))
+    with pytest.raises(LLMError) as caught:
+        client().chat("hi")
+    assert type(caught.value).__name__ == "APIStatusError"
+    assert caught.value.code == "invalid_request_error"  # type: ignore[attr-defined]
+
+
 def test_the_context_limit_is_read_from_the_answer(server, client):
     server.script(hostile.llamacpp_context_error(n_prompt_tokens=600, n_ctx=512))
     with pytest.raises(InputTooLargeError) as caught:
