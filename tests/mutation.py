@@ -127,14 +127,17 @@ def _toml(value: object) -> str:
 
 def prepare(workdir: Path, name: str, tests: list[str]) -> None:
     """A fresh copy of the package and tests with this run's mutmut configuration."""
-    import tomllib
+    try:
+        from tomllib import loads
+    except ModuleNotFoundError:  # Python 3.10: mutmut brings the toml package instead
+        from toml import loads  # type: ignore[import-not-found,no-redef]
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "sigla", workdir / "sigla", ignore=ignore)
     shutil.copytree(ROOT / "tests", workdir / "tests", ignore=ignore)
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    project = loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
     mutmut = dict(project.get("mutmut", {}))
     mutmut.update(
         only_mutate=[f"sigla/{name.replace('.', '/')}.py"],
@@ -255,18 +258,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     name = module_name(args.module)
-    tests = args.tests or default_tests(name)
     workdir = ROOT / ".mutation" / name
     mutmut = str(Path(sys.executable).parent / "mutmut")
     if not args.report_only:
+        tests = args.tests or default_tests(name)
         start = time.monotonic()
         prepare(workdir, name, tests)
         run_mutmut(workdir, mutmut, "run", "--max-children", "1")
-        (workdir / "seconds").write_text(f"{time.monotonic() - start:.0f}\n")
-    elif not (workdir / "mutants").is_dir():
-        sys.exit(f"mutation: no run of {name} to report; run it first")
-    seconds = float((workdir / "seconds").read_text()) if (workdir / "seconds").exists() else 0.0
-    return report(workdir, mutmut, name, tests, seconds)
+        run = {"tests": tests, "seconds": round(time.monotonic() - start)}
+        (workdir / "run.json").write_text(json.dumps(run) + "\n", encoding="utf-8")
+    elif not (workdir / "run.json").is_file():
+        sys.exit(f"mutation: no finished run of {name} to report; run it first")
+    run = json.loads((workdir / "run.json").read_text(encoding="utf-8"))
+    return report(workdir, mutmut, name, run["tests"], run["seconds"])
 
 
 if __name__ == "__main__":

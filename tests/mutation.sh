@@ -2,7 +2,7 @@
 # Mutation testing of one sigla module with mutmut, e.g. `bash tests/mutation.sh _retry`.
 # Not part of CI or of `python -m pytest`. The first run builds .mutvenv/ (git-ignored) with
 # sigla[dev] and mutmut; MUTATION_PYTHON=/path/to/python uses another environment instead
-# (it needs mutmut 3.x and Python >= 3.11). See tests/mutation.py for what it reports.
+# (it needs mutmut 3.x). See tests/mutation.py for what it reports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${MUTATION_PYTHON:-.mutvenv/bin/python}"
