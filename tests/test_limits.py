@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 
 import pytest
 from conftest import TOKEN, run_chat, run_stream
 
-from sigla._limits import GITHUB_TIERS, Limiter, default_limits, github_tier
+from sigla._limits import (
+    GITHUB_TIERS,
+    Admission,
+    Limiter,
+    default_limits,
+    github_tier,
+    limiter_for,
+)
 from sigla.llm import GitHubLLM, RateLimitError, RateLimits
 from sigla.testing import FakeGitHubModels
 
@@ -29,6 +37,8 @@ from sigla.testing import FakeGitHubModels
         ("xai/grok-3-mini", "grok-3-mini"),
         ("xai/grok-3", "grok-3"),
         ("openai/text-embedding-3-small", "embeddings"),
+        ("gpt-4o", "high"),
+        ("azureml/openai/gpt-4o", "high"),
     ],
 )
 def test_github_tiers_follow_the_published_table(model, tier):
@@ -82,9 +92,134 @@ def test_a_cancelled_booking_is_given_back():
     assert limiter.book(max_wait=120)[1] == 0
 
 
+def test_a_used_up_limit_is_a_client_side_429_that_names_its_window():
+    limits = RateLimits(requests_per_minute=1, requests_per_day=100)
+    limiter = Limiter(limits, lambda: 0.0)
+    limiter.book(max_wait=120)
+    with pytest.raises(RateLimitError) as caught:
+        limiter.book(max_wait=30)
+    error = caught.value
+    assert (error.status_code, error.client_side) == (429, True)
+    assert error.retry_after == 60
+    assert error.limit_type == "sigla requests per minute"
+    assert str(limits) in str(error)
+
+
+def test_a_spent_day_names_the_day_window():
+    limiter = Limiter(RateLimits(requests_per_day=1), lambda: 0.0)
+    limiter.book(max_wait=60)
+    with pytest.raises(RateLimitError) as caught:
+        limiter.book(max_wait=60)
+    assert caught.value.limit_type == "sigla requests per day"
+
+
+def test_cancelling_a_slot_that_is_not_booked_changes_nothing():
+    limiter = Limiter(RateLimits(requests_per_minute=2), lambda: 0.0)
+    slot, _ = limiter.book(max_wait=120)
+    limiter.cancel(slot)
+    limiter.cancel(slot)
+    limiter.cancel(30.0)
+    assert [limiter.book(max_wait=120)[1] for _ in range(3)] == [0, 0, 60]
+
+
+def test_no_free_concurrent_slot_is_a_client_side_429_without_retry_after():
+    limiter = Limiter(RateLimits(concurrent_requests=1), lambda: 0.0)
+    limiter.acquire(timeout=0)
+    with pytest.raises(RateLimitError) as caught:
+        limiter.acquire(timeout=0)
+    error = caught.value
+    assert (error.status_code, error.client_side, error.retry_after) == (429, True, None)
+    assert error.limit_type == "sigla concurrent requests"
+    limiter.release()
+    limiter.acquire(timeout=0)
+
+
+def test_no_free_concurrent_slot_on_an_event_loop_is_the_same_429():
+    limiter = Limiter(RateLimits(concurrent_requests=1), lambda: 0.0)
+
+    async def twice() -> None:
+        await limiter.aacquire(timeout=0)
+        await limiter.aacquire(timeout=0)
+
+    with pytest.raises(RateLimitError) as caught:
+        asyncio.run(twice())
+    assert caught.value.limit_type == "sigla concurrent requests"
+    assert caught.value.client_side
+    limiter.release()
+    asyncio.run(limiter.aacquire(timeout=0))
+
+
+@pytest.mark.parametrize(
+    ("limits", "text"),
+    [
+        (RateLimits(15, 150, 5), "15/min, 150/day, 5 concurrent"),
+        (RateLimits(requests_per_minute=2), "2/min"),
+        (RateLimits(requests_per_day=8), "8/day"),
+        (RateLimits(concurrent_requests=1), "1 concurrent"),
+        (RateLimits(), "none"),
+    ],
+)
+def test_limits_read_as_a_short_summary(limits, text):
+    assert str(limits) == text
+
+
 def test_limits_are_validated():
     with pytest.raises(ValueError, match="positive"):
         RateLimits(requests_per_minute=0)
+
+
+def test_clients_share_a_limiter_per_endpoint_model_and_credential():
+    limits = RateLimits(requests_per_minute=5)
+
+    def clock() -> float:
+        return 0.0
+
+    def get(endpoint="https://e", model="openai/gpt-4o", token=TOKEN):
+        return limiter_for(endpoint, model, token, limits, clock)
+
+    assert get() is get(model="OpenAI/GPT-4o")
+    assert get(token=None) is get(token="") is not None
+    assert len({id(get()), id(get(token="other")), id(get(token=None))}) == 3
+    assert get() is not get(endpoint="https://other")
+    assert get() is not get(model="openai/gpt-4o-mini")
+    assert limiter_for("https://e", "m", TOKEN, RateLimits(), clock) is None
+
+
+def sleeps_for(limiter: Limiter, mode: str) -> list[float]:
+    """Enter one Admission of the limiter, sync or async; the waits it asked for."""
+    sleeps: list[float] = []
+
+    async def async_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    admission = Admission(
+        limiter, max_wait=60, sleep=sleeps.append, async_sleep=async_sleep, label="openai/gpt-4o"
+    )
+    if mode == "sync":
+        with admission:
+            pass
+    else:
+
+        async def enter() -> None:
+            async with admission:
+                pass
+
+        asyncio.run(enter())
+    return sleeps
+
+
+def test_an_admission_waits_even_a_fraction_of_a_second_and_says_so(mode, caplog):
+    now = [0.0]
+    limiter = Limiter(RateLimits(requests_per_minute=1), lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="sigla"):
+        assert sleeps_for(limiter, mode) == []
+        assert caplog.records == [], "no wait, no notice"
+        now[0] = 59.5
+        assert sleeps_for(limiter, mode) == [0.5]
+    [record] = caplog.records
+    assert (record.sigla_notice, record.sigla_wait) == ("rate_limit", 0.5)
+    message = record.getMessage()
+    assert "0.5 s" in message and str(limiter.limits) in message and "openai/gpt-4o" in message
 
 
 @pytest.mark.e2e

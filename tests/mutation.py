@@ -1,0 +1,277 @@
+"""Mutation testing of one sigla module with mutmut: ``bash tests/mutation.sh _retry``.
+
+Not a test module (pytest collects ``test_*.py`` only) and not run by CI: a run takes minutes.
+For one module it copies ``sigla/`` and ``tests/`` into ``.mutation/<module>/`` with a
+``pyproject.toml`` whose ``[tool.mutmut]`` is the project's plus ``only_mutate`` (this module)
+and ``pytest_add_cli_args_test_selection`` (the tests that exercise it), runs
+``mutmut run --max-children 1`` there from scratch, then reports the score.
+
+A survivor whose diff only rewords a message (a string literal of two or more words, its
+``%s``/``{}`` placeholders unchanged) is *prose*: tests should not pin wording, so it does
+not count. A survivor listed in :data:`EQUIVALENT` changes nothing observable and does not
+count either. The score is killed / (total - prose survivors - equivalent survivors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tokenize
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Tests run against each module's mutants besides its own tests/test_<module>.py: the
+# end-to-end files that drive it. mutmut runs, per mutant, only those that reach its function.
+EXTRA_TESTS: dict[str, list[str]] = {
+    "_retry": ["tests/test_core.py", "tests/test_llm.py"],
+    "_limits": ["tests/test_config.py", "tests/test_llm.py"],
+    "_translate": ["tests/test_core.py", "tests/test_llm.py", "tests/test_providers.py"],
+    "_streams": ["tests/test_core.py", "tests/test_llm.py"],
+    "_core": ["tests/test_llm.py", "tests/test_providers.py"],
+    "_config": ["tests/test_providers.py", "tests/test_cli.py"],
+    "_transport": ["tests/test_llm.py", "tests/test_providers.py"],
+}
+
+# Survivors that behave exactly like the original: mutant name -> (a text its changed lines
+# contain, "-old" or "+new" without indentation, so that a renumbered mutant shows up as a
+# stale entry instead of being excused, and why it is equivalent).
+_SAME_BELOW_10 = "below 10 s, f'{s:.2g}' and f'{s:.1f}' less '.0' agree from 1 s up"
+EQUIVALENT: dict[str, tuple[str, str]] = {
+    "sigla._retry.x_describe_wait__mutmut_1": (
+        "if seconds <= 10:",
+        "at exactly 10 s both branches say '10 s'",
+    ),
+    "sigla._retry.x_describe_wait__mutmut_4": ("(seconds < 1) or True", _SAME_BELOW_10),
+    "sigla._retry.x_describe_wait__mutmut_5": ("if seconds <= 1 else", _SAME_BELOW_10),
+    "sigla._retry.x_describe_wait__mutmut_6": ("if seconds < 2 else", _SAME_BELOW_10),
+    "sigla._retry.x_retry_after_from_headers__mutmut_28": (
+        "break",
+        "retry-after is the last header read, so break and continue both end the loop",
+    ),
+    "sigla._limits.x_github_tier__mutmut_6": (
+        'model.rsplit("/", )[-1]',
+        "the last piece of an unlimited rsplit is the same",
+    ),
+    "sigla._limits.x_github_tier__mutmut_9": (
+        'model.rsplit("/", 2)[-1]',
+        "the last piece of rsplit with 2 splits is the same",
+    ),
+    "sigla._limits.x_limiter_for__mutmut_6": (
+        'if token else "XXXX"',
+        "another constant key part for 'no token'; a sha256 hex digest never equals it",
+    ),
+    "sigla._limits.x_limiter_for__mutmut_8": (
+        "model.upper()",
+        "the key still folds the model's case, only the other way",
+    ),
+    "sigla._limits.xǁLimiterǁ_no_slot__mutmut_8": (
+        "-retry_after=None,",
+        "drops retry_after=None, which is RateLimitError's default",
+    ),
+    "sigla._limits.xǁLimiterǁaacquire__mutmut_5": (
+        "acquire(blocking=None)",
+        "None is as falsy as False for Semaphore.acquire(blocking=)",
+    ),
+    "sigla._limits.xǁLimiterǁaacquire__mutmut_7": (
+        "time.monotonic() > deadline",
+        "differs only when time.monotonic() lands on the deadline to the nanosecond",
+    ),
+    "sigla._limits.xǁLimiterǁbook__mutmut_3": (
+        '"XXminuteXX"',
+        "the initial window name is read only when 0 s > max_wait, and max_retry_wait >= 0",
+    ),
+    "sigla._limits.xǁLimiterǁbook__mutmut_4": (
+        '"MINUTE"',
+        "the initial window name is read only when 0 s > max_wait, and max_retry_wait >= 0",
+    ),
+    "sigla._limits.xǁLimiterǁbook__mutmut_14": (
+        "booked[-size] + span >= slot",
+        "on an exact tie the slot is the same; only which of two equal windows is named changes",
+    ),
+}
+
+KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+_PLACEHOLDER = re.compile(r"%[-#0 +]*\d*(?:\.\d+)?[a-zA-Z%]|\{[^{}]*\}")
+_WORDS = re.compile(r"[A-Za-z']+\W+[A-Za-z']+")
+
+
+def module_name(arg: str) -> str:
+    """``_retry``, ``sigla/_retry.py`` and ``sigla._retry`` all name ``_retry``."""
+    name = arg.removesuffix(".py").replace("/", ".").removeprefix("sigla.")
+    if not (ROOT / "sigla" / (name.replace(".", "/") + ".py")).is_file():
+        sys.exit(f"mutation: no module sigla/{name.replace('.', '/')}.py")
+    return name
+
+
+def default_tests(name: str) -> list[str]:
+    own = f"tests/test_{name.rsplit('.', 1)[-1].lstrip('_')}.py"
+    tests = [own] if (ROOT / own).is_file() else []
+    tests += [t for t in EXTRA_TESTS.get(name, []) if (ROOT / t).is_file() and t not in tests]
+    return tests or ["tests/"]
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)  # a JSON string or number is a TOML one
+
+
+def prepare(workdir: Path, name: str, tests: list[str]) -> None:
+    """A fresh copy of the package and tests with this run's mutmut configuration."""
+    try:
+        from tomllib import loads
+    except ModuleNotFoundError:  # Python 3.10: mutmut brings the toml package instead
+        from toml import loads  # type: ignore[import-not-found,no-redef]
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "sigla", workdir / "sigla", ignore=ignore)
+    shutil.copytree(ROOT / "tests", workdir / "tests", ignore=ignore)
+    project = loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    mutmut = dict(project.get("mutmut", {}))
+    mutmut.update(
+        only_mutate=[f"sigla/{name.replace('.', '/')}.py"],
+        pytest_add_cli_args_test_selection=tests,
+        use_git_change_detection=False,  # every run starts from scratch
+    )
+    lines = []
+    for table, values in (
+        ("pytest.ini_options", project["pytest"]["ini_options"]),
+        ("mutmut", mutmut),
+    ):
+        lines.append(f"[tool.{table}]")
+        lines += [f"{key} = {_toml(value)}" for key, value in values.items()]
+        lines.append("")
+    (workdir / "pyproject.toml").write_text("\n".join(lines), encoding="utf-8")
+
+
+def _tokens(lines: list[str]) -> list[tuple[int, str]]:
+    """The significant tokens of a fragment of code (a fragment may end mid-statement)."""
+    found: list[tuple[int, str]] = []
+    skip = {tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT}
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline):
+            if tok.type not in skip and tok.type != tokenize.ENDMARKER:
+                found.append((tok.type, tok.string))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass
+    return found
+
+
+def is_prose(diff: str) -> bool:
+    """Whether a mutant's diff only rewords message strings, keeping their placeholders."""
+    body = [line for line in diff.splitlines() if not line.startswith(("---", "+++", "@@"))]
+    old = _tokens([line[1:] for line in body if line.startswith("-")])
+    new = _tokens([line[1:] for line in body if line.startswith("+")])
+    changed = [(a, b) for a, b in zip(old, new, strict=False) if a != b]
+    if not changed or len(old) != len(new):
+        return False
+    for (kind, before), (kind2, after) in changed:
+        if kind != tokenize.STRING or kind2 != tokenize.STRING:
+            return False
+        if not _WORDS.search(before) or _PLACEHOLDER.findall(before) != _PLACEHOLDER.findall(after):
+            return False
+    return True
+
+
+def changed_lines(diff: str) -> str:
+    """The diff's removed and added lines, as ``-code`` and ``+code`` without indentation."""
+    return "\n".join(
+        line[0] + line[1:].strip()
+        for line in diff.splitlines()
+        if line.startswith(("-", "+")) and not line.startswith(("---", "+++"))
+    )
+
+
+def run_mutmut(workdir: Path, mutmut: str, *args: str, capture: bool = False) -> str:
+    result = subprocess.run(
+        [mutmut, *args], cwd=workdir, check=False, text=True, capture_output=capture
+    )
+    if result.returncode != 0:
+        if capture:
+            sys.stderr.write(result.stdout + result.stderr)
+        sys.exit(f"mutation: `mutmut {' '.join(args)}` failed with exit code {result.returncode}")
+    return result.stdout if capture else ""
+
+
+def report(workdir: Path, mutmut: str, name: str, tests: list[str], seconds: float) -> int:
+    statuses = {}
+    for line in run_mutmut(workdir, mutmut, "results", "--all", "true", capture=True).splitlines():
+        key, _, status = line.strip().rpartition(": ")
+        if key:
+            statuses[key] = status
+    survivors = {key: status for key, status in statuses.items() if status not in KILLED}
+    prose, equivalent, real, stale = [], [], [], []
+    for key in sorted(survivors, key=_natural):
+        diff = run_mutmut(workdir, mutmut, "show", key, capture=True)
+        diff = diff.split("\n", 1)[1] if diff.startswith("# ") else diff
+        if key in EQUIVALENT:
+            marker, reason = EQUIVALENT[key]
+            if marker in changed_lines(diff):
+                equivalent.append((key, reason))
+                continue
+            stale.append(key)
+        (prose if is_prose(diff) else real).append((key, survivors[key], diff))
+    killed = len(statuses) - len(survivors)
+    counted = len(statuses) - len(prose) - len(equivalent)
+    score = 100.0 * killed / counted if counted else 100.0
+    print()
+    print(f"sigla/{name.replace('.', '/')}.py against {' '.join(tests)} ({seconds:.0f} s)")
+    print(
+        f"  {len(statuses)} mutants: {killed} killed, {len(survivors)} survived "
+        f"({len(prose)} prose, {len(equivalent)} equivalent, {len(real)} to kill)"
+    )
+    print(f"  score {score:.1f} % ({killed} of {counted} mutants that count)")
+    for key, reason in equivalent:
+        print(f"  equivalent {key}: {reason}")
+    for key in stale:
+        print(f"  stale EQUIVALENT entry {key}: its mutant changed; check it again")
+    for key, status, _ in prose:
+        print(f"  prose {key} ({status})")
+    for key, status, diff in real:
+        print(f"\n  {status} {key}\n" + "\n".join("    " + line for line in diff.splitlines()))
+    return 0
+
+
+def _natural(key: str) -> list[object]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bash tests/mutation.sh", description="Mutation-test one module of sigla."
+    )
+    parser.add_argument("module", help="e.g. _retry, sigla/_limits.py")
+    parser.add_argument("tests", nargs="*", help="test files to run (default: its own and e2e)")
+    parser.add_argument(
+        "--report-only", action="store_true", help="report the last run without running again"
+    )
+    args = parser.parse_args(argv)
+    name = module_name(args.module)
+    workdir = ROOT / ".mutation" / name
+    mutmut = str(Path(sys.executable).parent / "mutmut")
+    if not args.report_only:
+        tests = args.tests or default_tests(name)
+        start = time.monotonic()
+        prepare(workdir, name, tests)
+        run_mutmut(workdir, mutmut, "run", "--max-children", "1")
+        run = {"tests": tests, "seconds": round(time.monotonic() - start)}
+        (workdir / "run.json").write_text(json.dumps(run) + "\n", encoding="utf-8")
+    elif not (workdir / "run.json").is_file():
+        sys.exit(f"mutation: no finished run of {name} to report; run it first")
+    run = json.loads((workdir / "run.json").read_text(encoding="utf-8"))
+    return report(workdir, mutmut, name, run["tests"], run["seconds"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
