@@ -33,7 +33,7 @@ __all__ = [
 def describe_wait(seconds: float) -> str:
     """A wait as a person reads it: ``0.25 s``, ``58 s``, ``12 min 5 s``, ``1 h 34 min``."""
     if seconds < 10:
-        return f"{seconds:.2g} s" if seconds < 1 else f"{seconds:.1f} s".replace(".0 s", " s")
+        return f"{seconds:.2g} s"
     whole = round(seconds)
     if whole < 60:
         return f"{whole} s"
