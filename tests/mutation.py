@@ -30,13 +30,35 @@ ROOT = Path(__file__).resolve().parent.parent
 # Tests run against each module's mutants besides its own tests/test_<module>.py: the
 # end-to-end files that drive it. mutmut runs, per mutant, only those that reach its function.
 EXTRA_TESTS: dict[str, list[str]] = {
-    "_retry": ["tests/test_core.py", "tests/test_llm.py"],
+    "_retry": ["tests/test_core.py", "tests/test_llm.py", "tests/test_hardening.py"],
     "_limits": ["tests/test_config.py", "tests/test_llm.py"],
-    "_translate": ["tests/test_core.py", "tests/test_llm.py", "tests/test_providers.py"],
-    "_streams": ["tests/test_core.py", "tests/test_llm.py"],
-    "_core": ["tests/test_llm.py", "tests/test_providers.py"],
-    "_config": ["tests/test_providers.py", "tests/test_cli.py"],
-    "_transport": ["tests/test_llm.py", "tests/test_providers.py"],
+    "_translate": [
+        "tests/test_core.py",
+        "tests/test_llm.py",
+        "tests/test_providers.py",
+        "tests/test_hardening.py",
+        "tests/test_secrets.py",
+    ],
+    "_streams": ["tests/test_core.py", "tests/test_llm.py", "tests/test_hardening.py"],
+    "_core": [
+        "tests/test_llm.py",
+        "tests/test_providers.py",
+        "tests/test_validation.py",
+        "tests/test_hardening.py",
+    ],
+    "_config": [
+        "tests/test_providers.py",
+        "tests/test_cli.py",
+        "tests/test_validation.py",
+        "tests/test_secrets.py",
+    ],
+    "_transport": [
+        "tests/test_llm.py",
+        "tests/test_providers.py",
+        "tests/test_hardening.py",
+        "tests/test_secrets.py",
+    ],
+    "_sse": ["tests/test_hardening.py"],
 }
 
 # Survivors that behave exactly like the original: mutant name -> (a text its changed lines
