@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import _constants as C
+from ._attempts import Attempts, check_total_timeout
+from ._catalog import ModelInfo, catalog_url, parse_catalog
 from ._config import Settings, as_secret, resolve_settings
 from ._core import (
     SSE_DONE,
@@ -33,12 +34,11 @@ from ._core import (
     parse_sse_event,
     wire_for,
 )
-from ._limits import Admission, RateLimits, limiter_for
-from ._retry import CallBudget, describe_wait, next_delay
+from ._limits import RateLimits, limiter_for
+from ._retry import CallBudget
 from ._secret import Secret
-from ._streams import AsyncTextStream, Outcome, TextStream, aclose_quietly, broken_stream
-from ._text import shown
-from ._translate import detached, error_from_status, excerpt, translating
+from ._streams import AsyncTextStream, Outcome, TextStream, aclose_quietly
+from ._translate import error_from_status, translating
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -93,19 +93,6 @@ logger = logging.getLogger("sigla")
 T = TypeVar("T")
 Messages = Sequence[Mapping[str, Any]]
 StopArg = str | Sequence[str] | None
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """One entry of the model catalog (``GET /catalog/models``)."""
-
-    id: str
-    name: str
-    publisher: str
-    rate_limit_tier: str | None
-    max_input_tokens: int | None
-    max_output_tokens: int | None
-    capabilities: tuple[str, ...]
 
 
 async def _asyncio_sleep(seconds: float) -> None:
@@ -186,13 +173,18 @@ class GitHubLLM:
         check_sampling(temperature=chosen)
         self.temperature: float = C.DEFAULT_TEMPERATURE if chosen is None else float(chosen)
         self.retry_read_timeouts = bool(retry_read_timeouts)
-        self.total_timeout = _check_total_timeout(total_timeout)
-        self._clock = clock
-        self._sleep = sleep
-        self._async_sleep = async_sleep
+        self.total_timeout = check_total_timeout(total_timeout)
         s = self.settings
         who = s.token.digest if s.token is not None else None
-        self._limiter = limiter_for(s.endpoint, s.model, who, s.limits, clock)
+        self._attempts = Attempts(
+            s,
+            limiter_for(s.endpoint, s.model, who, s.limits, clock),
+            sleep=sleep,
+            async_sleep=async_sleep,
+            clock=clock,
+            retry_read_timeouts=self.retry_read_timeouts,
+            total_timeout=self.total_timeout,
+        )
         self._backend: Any = None
 
     # -- what this client talks to
@@ -253,120 +245,6 @@ class GitHubLLM:
             seed=seed,
         )
 
-    def _budget(self) -> CallBudget:
-        return CallBudget(self.total_timeout, self.settings.timeout, self._clock)
-
-    def _attempt(self, call: dict[str, Any], budget: CallBudget) -> dict[str, Any]:
-        """``call`` for the next attempt: its timeout cut to what ``total_timeout`` leaves."""
-        try:
-            timeout = budget.attempt_timeout()
-        except LLMError as spent:
-            error = spent
-        else:
-            return (
-                call
-                if timeout >= self.settings.timeout
-                else {**call, "timeout_ms": max(1, int(timeout * 1000))}
-            )
-        raise detached(error)
-
-    def _next(
-        self,
-        error: LLMError,
-        attempt: int,
-        what: str,
-        assembler: StreamAssembler | None = None,
-        budget: CallBudget | None = None,
-    ) -> float:
-        """Seconds to wait before the next attempt (logged), or raise the final error.
-
-        Call it outside an ``except`` block: the error leaves with no ``__context__``. For
-        a stream (``assembler`` given) that already yielded text, any failure is raised at
-        once as a :class:`~sigla.errors.StreamError` carrying that text.
-        """
-        if assembler is not None and assembler.parts:
-            raise detached(broken_stream(error, assembler.text))
-        started = None if assembler is None else False
-        delay = self._delay(error, attempt, what, started)
-        if delay is None:
-            raise detached(self._gave_up(error, attempt))
-        if budget is not None and not budget.allows(delay):
-            raise detached(
-                self._gave_up(
-                    error,
-                    attempt,
-                    f"The next wait would pass total_timeout={self.total_timeout:g} s.",
-                )
-            )
-        return delay
-
-    def _gave_up(self, error: LLMError, attempt: int, note: str = "") -> LLMError:
-        """``error`` with what the retries did: how many attempts, and a wait not taken."""
-        notes = [note] if note else []
-        asked = getattr(error, "retry_after", None)
-        limit = self.settings.max_retry_wait
-        if (
-            isinstance(error, RateLimitError)
-            and not error.client_side
-            and asked is not None
-            and asked > limit
-        ):
-            daily = "Day" in (error.limit_type or "")
-            when = "The daily quota resets in" if daily else "That wait,"
-            notes.append(
-                f"{when} {describe_wait(asked)}, is longer than max_retry_wait={limit:g} s, "
-                "so sigla did not wait: try again later, or raise max_retry_wait."
-            )
-        if attempt > 0:
-            notes.append(f"(Gave up after {attempt + 1} attempts.)")
-        if notes:
-            text = " ".join([error.message, *notes])
-            error.message = text
-            error.args = (text, *error.args[1:])
-        return error
-
-    def _delay(
-        self, error: LLMError, attempt: int, what: str, started: bool | None = None
-    ) -> float | None:
-        """Seconds to wait before the next attempt (logged), or None to give up."""
-        delay = next_delay(
-            error,
-            attempt,
-            max_retries=self.settings.max_retries,
-            max_retry_wait=self.settings.max_retry_wait,
-            stream_started=started,
-            retry_read_timeouts=self.retry_read_timeouts,
-        )
-        if delay is not None:
-            label = _short(error)
-            logger.info(
-                "%s: %s; retry %d of %d in %s",
-                what,
-                label,
-                attempt + 1,
-                self.settings.max_retries,
-                describe_wait(delay),
-                extra={
-                    "sigla_notice": "retry",
-                    "sigla_wait": delay,
-                    "sigla_attempt": attempt + 1,
-                    "sigla_max_retries": self.settings.max_retries,
-                    "sigla_error": label,
-                },
-            )
-            logger.debug("%s: retrying after %s: %s", what, type(error).__name__, error)
-        return delay
-
-    def _admitted(self) -> Admission:
-        """Hold a limiter booking and a concurrent-request slot for one request."""
-        return Admission(
-            self._limiter,
-            max_wait=self.settings.max_retry_wait,
-            sleep=self._sleep,
-            async_sleep=self._async_sleep,
-            label=self.model,
-        )
-
     # -- sync
 
     def complete(
@@ -388,35 +266,13 @@ class GitHubLLM:
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
         backend = self._sdk()
 
+        attempts = self._attempts
+
         def once(budget: CallBudget) -> Completion:
-            with self._admitted(), translating(self.settings):
-                return completion_from_sdk(backend.complete(self._attempt(call, budget)))
+            with attempts.admitted(), translating(self.settings):
+                return completion_from_sdk(backend.complete(attempts.cut(call, budget)))
 
-        return self._retrying(once, "chat")
-
-    def _retrying(self, once: Callable[[CallBudget], T], what: str) -> T:
-        """Run ``once`` until it succeeds or the retry policy gives up (sync)."""
-        budget = self._budget()
-        attempt = 0
-        while True:
-            try:
-                return once(budget)
-            except LLMError as caught:
-                error = caught
-            self._sleep(self._next(error, attempt, what, budget=budget))
-            attempt += 1
-
-    async def _aretrying(self, once: Callable[[CallBudget], Awaitable[T]], what: str) -> T:
-        """Async twin of :meth:`_retrying`."""
-        budget = self._budget()
-        attempt = 0
-        while True:
-            try:
-                return await once(budget)
-            except LLMError as caught:
-                error = caught
-            await self._async_sleep(self._next(error, attempt, what, budget=budget))
-            attempt += 1
+        return attempts.run(once, "chat")
 
     def chat(
         self,
@@ -466,13 +322,14 @@ class GitHubLLM:
 
     def _stream(self, call: dict[str, Any], sink: Outcome) -> Iterator[str]:
         backend = self._sdk()
-        budget = self._budget()
+        attempts = self._attempts
+        budget = attempts.budget()
         attempt = 0
         while True:
             assembler = StreamAssembler()
             try:
-                with self._admitted(), translating(self.settings, streaming=True):
-                    events = backend.stream_events(self._attempt(call, budget), budget.deadline())
+                with attempts.admitted(), translating(self.settings, streaming=True):
+                    events = backend.stream_events(attempts.cut(call, budget), budget.deadline())
                     try:
                         try:
                             for event in events:
@@ -492,7 +349,7 @@ class GitHubLLM:
                 return
             except LLMError as caught:
                 error = caught
-            self._sleep(self._next(error, attempt, "stream", assembler, budget))
+            attempts.sleep(attempts.next(error, attempt, "stream", assembler, budget))
             attempt += 1
 
     def models(self) -> list[ModelInfo]:
@@ -502,19 +359,7 @@ class GitHubLLM:
         and OpenAI-compatible servers. Azure AI Foundry has no such list: its models are
         your deployments.
         """
-        from urllib.parse import urlsplit
-
-        if self.provider == "azure":
-            raise ConfigurationError(
-                "Azure AI Foundry has no model list sigla can read: the models are your "
-                "deployments (Foundry portal → Models + endpoints); pass the deployed name "
-                "as model= or SIGLA_LLM_MODEL."
-            )
-        if self.provider == "github":
-            parts = urlsplit(self.settings.endpoint)
-            url = f"{parts.scheme}://{parts.netloc}/catalog/models"
-        else:
-            url = f"{self.settings.endpoint}/v1/models"
+        url = catalog_url(self.settings)
         backend = self._sdk()
 
         def once(budget: CallBudget) -> Any:
@@ -528,10 +373,7 @@ class GitHubLLM:
                     )
                 return response.json()
 
-        entries = self._retrying(once, "models")
-        if isinstance(entries, Mapping):
-            entries = entries.get("data") or []
-        return [_model_info(entry) for entry in entries if isinstance(entry, Mapping)]
+        return parse_catalog(self._attempts.run(once, "models"))
 
     # -- async twins: the same steps, awaiting I/O
 
@@ -551,12 +393,14 @@ class GitHubLLM:
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
         backend = self._sdk()
 
-        async def once(budget: CallBudget) -> Completion:
-            async with self._admitted():
-                with translating(self.settings):
-                    return completion_from_sdk(await backend.acomplete(self._attempt(call, budget)))
+        attempts = self._attempts
 
-        return await self._aretrying(once, "chat")
+        async def once(budget: CallBudget) -> Completion:
+            async with attempts.admitted():
+                with translating(self.settings):
+                    return completion_from_sdk(await backend.acomplete(attempts.cut(call, budget)))
+
+        return await attempts.arun(once, "chat")
 
     async def achat(
         self,
@@ -601,15 +445,16 @@ class GitHubLLM:
 
     async def _astream(self, call: dict[str, Any], sink: Outcome) -> AsyncIterator[str]:
         backend = self._sdk()
-        budget = self._budget()
+        attempts = self._attempts
+        budget = attempts.budget()
         attempt = 0
         while True:
             assembler = StreamAssembler()
             try:
-                async with self._admitted():
+                async with attempts.admitted():
                     with translating(self.settings, streaming=True):
                         events = backend.astream_events(
-                            self._attempt(call, budget), budget.deadline()
+                            attempts.cut(call, budget), budget.deadline()
                         )
                         try:
                             try:
@@ -640,47 +485,5 @@ class GitHubLLM:
                 return
             except LLMError as caught:
                 error = caught
-            await self._async_sleep(self._next(error, attempt, "stream", assembler, budget))
+            await attempts.async_sleep(attempts.next(error, attempt, "stream", assembler, budget))
             attempt += 1
-
-
-def _short(error: LLMError) -> str:
-    """A failure in a few words, for a retry notice: ``HTTP 429 (RateLimitReached)``."""
-    if isinstance(error, APIStatusError):
-        code = f" ({excerpt(error.code, 40)})" if error.code else ""
-        return f"HTTP {error.status_code}{code} from the service"
-    if isinstance(error, APITimeoutError):
-        return "no answer in time"
-    if isinstance(error, APIConnectionError):
-        return "could not connect"
-    if isinstance(error, StreamError):
-        return "the stream broke before any text"
-    return type(error).__name__
-
-
-def _check_total_timeout(value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e7:
-        raise ConfigurationError(
-            "total_timeout= must be a number of seconds > 0 (or None for no bound), "
-            f"got {shown(value)}."
-        )
-    return float(value)
-
-
-def _model_info(entry: Mapping[str, Any]) -> ModelInfo:
-    """A catalog entry (GitHub) or a ``/v1/models`` entry (OpenAI-style, Mistral)."""
-    limits = entry.get("limits") or {}
-    model_id = str(entry.get("id") or entry.get("name") or "")
-    return ModelInfo(
-        id=model_id,
-        name=str(entry.get("name") or model_id),
-        publisher=str(
-            entry.get("publisher") or entry.get("owned_by") or model_id.partition("/")[0]
-        ),
-        rate_limit_tier=entry.get("rate_limit_tier"),
-        max_input_tokens=limits.get("max_input_tokens") or entry.get("max_context_length"),
-        max_output_tokens=limits.get("max_output_tokens"),
-        capabilities=tuple(entry.get("capabilities") or ()),
-    )
