@@ -121,6 +121,12 @@ class Attempts:
         a stream (``assembler`` given) that already yielded text, any failure is raised at
         once as a :class:`~sigla.errors.StreamError` carrying that text.
         """
+        if budget is not None and isinstance(error, APITimeoutError):
+            left = budget.left()
+            if left is not None and left <= 0.01:  # the call's bound, not timeout, ran out
+                error = self._gave_up(
+                    error, 0, f"The call used up total_timeout={budget.total:g} s."
+                )
         if assembler is not None and assembler.parts:
             raise detached(broken_stream(error, assembler.text))
         started = None if assembler is None else False

@@ -195,3 +195,48 @@ def test_a_password_in_the_endpoint_is_masked_everywhere(fake, make_llm):
         llm.chat("hi")
     assert "hunter2secret" not in str(caught.value)
     assert not isinstance(caught.value, APIConnectionError)
+
+
+# -- pins of what a user's configuration must never do
+
+
+def test_the_github_cli_token_never_goes_to_another_provider(tmp_path, monkeypatch):
+    called = tmp_path / "called"
+    gh = tmp_path / "gh"
+    gh.write_text(f'#!/bin/sh\ntouch {called}\necho gho_fromcli\n')
+    gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    for provider in ("mistral", "azure"):
+        with pytest.raises(MissingTokenError):
+            resolve_settings(
+                provider=provider, endpoint="https://r.services.ai.azure.com", model="m", env={}
+            )
+    settings = resolve_settings(provider="openai", endpoint="http://h/v1", model="m", env={})
+    assert settings.token is None
+    assert not called.exists()  # gh was not even asked
+
+
+def test_an_org_applies_to_github_only():
+    env = {"GITHUB_MODELS_ORG": "acme"}
+    for provider, endpoint in (("openai", "http://h/v1"), ("mistral", None)):
+        settings = resolve_settings(
+            provider=provider, endpoint=endpoint, model="m", token="k" * 10, org="acme", env=env
+        )
+        assert "/orgs/" not in settings.endpoint and settings.org is None
+
+
+def test_whitespace_only_variables_count_as_unset():
+    env = {"GITHUB_TOKEN": "  \t", "SIGLA_LLM_MODEL": " ", "SIGLA_LLM_PROVIDER": "  "}
+    with pytest.raises(MissingTokenError):
+        resolve_settings(env=env, gh_token=lambda: None)
+    settings = resolve_settings(env={**env, "GITHUB_TOKEN": " ghp_x "}, gh_token=lambda: None)
+    assert settings.provider == "github" and settings.model == "mistral-ai/Codestral-2501"
+    assert settings.token is not None and settings.token.reveal() == "ghp_x"
+
+
+def test_empty_string_arguments_count_as_not_given():
+    settings = resolve_settings(provider="", model="", endpoint="", org="", token="k" * 10, env={})
+    assert settings.provider == "github" and settings.model == "mistral-ai/Codestral-2501"
+    assert settings.endpoint == "https://models.github.ai/inference" and settings.org is None
+    with pytest.raises(MissingTokenError):
+        resolve_settings(token="", env={}, gh_token=lambda: None)

@@ -151,3 +151,63 @@ def test_a_404_without_a_model_code_points_at_the_endpoint():
     error = error_from_status(404, envelope("NotFound", "Not Found"), {}, SETTINGS)
     assert type(error) is APIStatusError
     assert "endpoint" in str(error) and "sigla doctor" in str(error)
+
+
+# -- pins: what the answer parsing must never do
+
+
+class _Obj:
+    """An SDK-like object: attributes from keywords."""
+
+    def __init__(self, **fields: object) -> None:
+        self.__dict__.update(fields)
+
+
+def _choice(index: int, text: str, finish: str = "stop") -> _Obj:
+    return _Obj(index=index, message=_Obj(content=text), finish_reason=finish)
+
+
+def test_only_the_first_choice_is_the_answer():
+    from sigla._core import completion_from_sdk
+
+    response = _Obj(choices=[_choice(0, "first"), _choice(1, "second", "length")], usage=None)
+    done = completion_from_sdk(response)
+    assert (done.text, done.finish_reason) == ("first", "stop")
+    assembler = StreamAssembler()
+    assembler.feed({"choices": [{"index": 1, "delta": {"content": "other"}}]})
+    assembler.feed(
+        {"choices": [{"index": 0, "delta": {"content": "mine"}, "finish_reason": "stop"}]}
+    )
+    assert assembler.finish().text == "mine"
+
+
+def test_all_zero_usage_is_unknown_not_real():
+    from sigla._core import completion_from_sdk
+
+    zero = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert completion_from_sdk(_Obj(choices=[_choice(0, "x")], usage=zero)).usage is None
+
+
+def test_a_missing_total_is_the_sum_of_its_parts():
+    from sigla._core import completion_from_sdk
+
+    usage = completion_from_sdk(
+        _Obj(choices=[_choice(0, "x")], usage={"prompt_tokens": 3, "completion_tokens": 4})
+    ).usage
+    assert usage is not None and (usage.prompt_tokens, usage.total_tokens) == (3, 7)
+
+
+@pytest.mark.parametrize("temperature", [0, 0.5, 1.0, 1.5, 2.0])
+def test_temperatures_up_to_two_are_accepted(temperature):
+    from sigla._core import check_sampling
+
+    check_sampling(temperature=temperature)
+
+
+@pytest.mark.parametrize("temperature", [-0.01, 2.01, 7])
+def test_temperatures_past_two_are_refused(temperature):
+    from sigla._core import check_sampling
+    from sigla.errors import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError, match="temperature"):
+        check_sampling(temperature=temperature)

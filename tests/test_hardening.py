@@ -177,13 +177,16 @@ def test_a_slow_but_steady_stream_is_not_cut_by_the_timeout(make_llm, mode):
 
 
 def test_total_timeout_bounds_a_steady_stream(make_llm, mode):
-    with FakeGitHubModels(chunk_delay=0.15) as slow:
-        slow.reply("a b c d e f g h", chunks=list("abcdefgh"))
-        llm = make_llm(endpoint=slow.url, timeout=5, total_timeout=0.5)
+    words = [f"w{i} " for i in range(30)]
+    with FakeGitHubModels(chunk_delay=0.1) as slow:  # 3 s in all, an event every 0.1 s
+        llm = make_llm(endpoint=slow.url, timeout=5, total_timeout=1.0)
+        GitHubLLM(endpoint=slow.url, token=TOKEN).chat("warm up")  # imports the SDK once
+        slow.reply("".join(words), chunks=words)
         started = time.monotonic()
         pieces, error = run_stream(llm, mode, "hi")
-    assert isinstance(error, StreamError) and 0 < len(pieces) < 8
-    assert time.monotonic() - started < 2
+    assert isinstance(error, StreamError) and 0 < len(pieces) < 30
+    assert "total_timeout=1 s" in str(error)
+    assert time.monotonic() - started < 2.5
 
 
 def test_total_timeout_bounds_retries_and_their_waits(fake, make_llm, clock, mode):
@@ -413,3 +416,12 @@ def test_async_and_sync_share_the_hostile_rules(server, client):
     with pytest.raises(InvalidResponseError) as async_error:
         asyncio.run(llm.achat("hi"))
     assert type(sync_error.value) is type(async_error.value)
+
+
+def test_the_request_id_of_an_error_answer_is_kept(server, client):
+    server.script(
+        hostile.error(500, b'{"error": {"message": "boom"}}', headers={"x-request-id": "req-42"})
+    )
+    with pytest.raises(ServerError) as caught:
+        client(max_retries=0).chat("hi")
+    assert caught.value.request_id == "req-42" and caught.value.status_code == 500
