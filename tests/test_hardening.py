@@ -80,7 +80,7 @@ def test_a_gzip_bomb_answer_is_refused_with_bounded_memory(server, client):
     error, peak = _peak_while(lambda: llm.chat("hi"))
     assert isinstance(error, InvalidResponseError)
     assert "max_response_bytes" in str(error)
-    assert peak < 16 * MiB, f"peak {peak / MiB:.1f} MiB while refusing a 1 GiB bomb"
+    assert peak < 48 * MiB, f"peak {peak / MiB:.1f} MiB while refusing a 1 GiB bomb"
 
 
 def test_the_default_cap_also_stops_a_bomb(server, client):
@@ -101,7 +101,7 @@ def test_a_gzip_bomb_stream_line_is_refused_with_bounded_memory(server, client, 
 
     error, peak = _peak_while(consume)
     assert isinstance(error, InvalidResponseError)
-    assert peak < 16 * MiB
+    assert peak < 48 * MiB
     assert len(server.requests) == 1  # a server sending that is not asked again
 
 

@@ -88,3 +88,59 @@ def test_a_stream_left_open_when_its_loop_ends_is_closed_quietly(slow, recwarn):
     asyncio.run(main())
     assert _stopped_soon(slow)
     assert not [w for w in recwarn if "never awaited" in str(w.message)]
+
+
+# -- the helpers that end streams
+
+
+def test_aclose_quietly_closes_a_suspended_generator_at_once():
+    from sigla._streams import aclose_quietly
+
+    closed: list[bool] = []
+
+    async def events():
+        try:
+            yield 1
+            yield 2
+        finally:
+            closed.append(True)
+
+    async def main() -> None:
+        generator = events()
+        assert await generator.__anext__() == 1
+        await aclose_quietly(generator)
+        assert closed == [True]  # now, not when the generator is collected
+        del generator
+
+    asyncio.run(main())
+
+
+def test_a_failure_after_text_becomes_a_stream_error_saying_how_much_arrived():
+    from sigla._streams import broken_stream
+    from sigla.errors import APITimeoutError, StreamError
+
+    error = broken_stream(APITimeoutError("no answer within timeout=1 s"), "abc")
+    assert isinstance(error, StreamError) and error.text == "abc"
+    assert str(error) == error.message
+    assert error.message.startswith("The stream broke after 3 characters: no answer")
+
+
+def test_a_stream_error_is_told_how_much_arrived_once():
+    from sigla._streams import broken_stream
+    from sigla.errors import StreamError
+
+    cut = broken_stream(StreamError("connection closed"), "abcd")
+    assert cut.message == str(cut) == "The stream broke after 4 characters: connection closed"
+    said = "The stream ended without a finish_reason (4 characters received)."
+    kept = broken_stream(StreamError(said, text="abcd"), "abcd")
+    assert str(kept) == kept.message == said  # it said so already: not twice
+
+
+def test_a_filtered_stream_keeps_the_text_that_arrived():
+    from sigla._streams import broken_stream
+    from sigla.errors import ContentFilteredError
+
+    error = broken_stream(ContentFilteredError("filtered"), "Once upon")
+    assert isinstance(error, ContentFilteredError) and error.text == "Once upon"
+    kept = broken_stream(ContentFilteredError("filtered", text="Once upon a"), "Once upon")
+    assert kept.text == "Once upon a"
