@@ -9,6 +9,7 @@ walks that whole graph from a raised sigla error and searches it for the credent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import reprlib
 from collections.abc import Iterator
@@ -299,3 +300,35 @@ def test_doctor_never_prints_a_credential_from_the_endpoint_url(fake):
         assert "***" in output
         for secret in SECRETS:
             assert secret not in output, output
+
+
+def test_debug_logs_of_every_library_never_show_a_url_credential(fake, make_llm, monkeypatch):
+    """mistralai logs each request (URL and headers) with MISTRAL_DEBUG; httpx its request
+    line at INFO; httpcore its connection steps at DEBUG. None sees the URL's credential."""
+    import logging as std_logging
+
+    records: list[str] = []
+
+    class Keep(std_logging.Handler):
+        def emit(self, record: std_logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    monkeypatch.setenv("MISTRAL_DEBUG", "1")
+    root = std_logging.getLogger()
+    handler, level = Keep(std_logging.DEBUG), root.level
+    root.addHandler(handler)
+    root.setLevel(std_logging.DEBUG)
+    try:
+        for endpoint in _endpoints(fake):
+            llm = make_llm(endpoint=endpoint, max_retries=0)
+            with contextlib.suppress(LLMError):
+                llm.chat("hi")
+            with contextlib.suppress(LLMError):
+                list(llm.stream("hi"))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    text = "\n".join(records)
+    assert "HTTP Request: POST" in text and "127.0.0.1" in text, "the request lines were kept"
+    for secret in SECRETS:
+        assert secret not in text
