@@ -7,13 +7,16 @@ open HTTP response (``EventStream.response``) and parsed as plain JSON, because 
 rejects GitHub's first chunk (it has no ``model``), returns a truncated stream as if
 complete, and costs ~0.3 ms of pydantic per event.
 
-Messages reach the SDK as its own message objects (:class:`_Messages`): given dicts, it
-builds a pydantic model class on every call to validate them (~0.5 ms, a tenth of a call).
+Messages reach the SDK as its own message objects, and the answers of ``complete`` are
+validated here by the SDK's own answer class (:class:`_Models`, and the transport's
+:class:`~sigla._transport.Claim`): either way the SDK would build a pydantic model class on
+every call first, ~0.5 ms each, together about a fifth of a call on loopback.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -106,39 +109,52 @@ _MESSAGE_CLASSES = {
 }
 
 
-class _Messages:
-    """Message dicts turned into the SDK's own message classes, validated one by one.
+class _Models:
+    """The SDK's own model classes that sigla hands it (messages) or takes from it (answers).
 
-    Handed dicts, every mistralai version validates the list through
-    ``utils.unmarshal``, which calls ``pydantic.create_model`` on each call; handed its
-    own objects, it takes them as they are. The classes live next to the client class:
-    ``mistralai.models`` (1.x), ``mistralai.client.models`` (2.x/3.x), and the Azure
-    client's own package. Each message is validated by its class, as the SDK would have
-    (a bad one raises pydantic's ``ValidationError``, translated like the SDK's). An
-    assistant message whose ``prefix`` is not set gets ``prefix=None``, which the SDK leaves
-    out of the body instead of writing the ``"prefix": false`` that services refuse.
+    They live next to the client class: ``mistralai.models`` (1.x),
+    ``mistralai.client.models`` (2.x/3.x), and the Azure client's own package. Handed
+    dicts, and for every JSON answer, each mistralai version goes through
+    ``utils.unmarshal``, which builds a pydantic model class on every call
+    (``pydantic.create_model``, ~0.5 ms each, two of the eight or so a call pays); handed
+    its own objects, it takes them as they are, and an answer validated here by its class
+    is the same object the SDK would have made. An SDK laid out otherwise is handed dicts
+    and parses its answers, as before.
     """
 
     def __init__(self, sdk_class: type) -> None:
-        self._classes: dict[str, Any] = {}
+        self.messages: dict[str, Any] = {}
+        self.answer: Any = None
         package = sdk_class.__module__.rpartition(".")[0]
         try:
             models = importlib.import_module(f"{package}.models") if package else None
-            self._classes = {role: getattr(models, cls) for role, cls in _MESSAGE_CLASSES.items()}
+            self.messages = {role: getattr(models, cls) for role, cls in _MESSAGE_CLASSES.items()}
+            self.answer = models.ChatCompletionResponse  # type: ignore[union-attr]
         except (ImportError, AttributeError):
-            pass  # an SDK laid out otherwise gets the dicts, as before
+            pass
 
-    def __call__(self, messages: Sequence[Mapping[str, Any]]) -> Sequence[Any]:
+    def typed(self, messages: Sequence[Mapping[str, Any]]) -> Sequence[Any]:
+        """Message dicts as the SDK's message objects, each validated by its class as the SDK
+        would (a bad one raises pydantic's ``ValidationError``, translated like the SDK's).
+
+        An assistant message whose ``prefix`` is not set gets ``prefix=None``, which the SDK
+        leaves out of the body, instead of the ``"prefix": false`` that services refuse.
+        """
         typed = []
         for message in messages:
             role = message.get("role") if isinstance(message, Mapping) else None
-            cls = self._classes.get(role) if isinstance(role, str) else None
+            cls = self.messages.get(role) if isinstance(role, str) else None
             if cls is None:
                 return messages  # not ours to judge: the SDK validates what it gets
             if role == "assistant" and not message.get("prefix"):
                 message = {**message, "prefix": None}
             typed.append(cls.model_validate(message))
         return typed
+
+    def validate_answer(self, body: bytes) -> Any:
+        """A chat answer's bytes as the SDK's ``ChatCompletionResponse``, validated as the SDK
+        validates it (python-mode ``model_validate`` of the parsed JSON); raises if it fails."""
+        return self.answer.model_validate(json.loads(body))
 
 
 def _light(response: Any) -> Any:
@@ -178,7 +194,7 @@ class Backend:
         self._wire = wire
         self._sync: Any = None
         self._async: Any = None  # a _transport.LoopLocal of SDK objects, made on first use
-        self._messages: _Messages | None = None
+        self._models: _Models | None = None
 
     def __repr__(self) -> str:
         return f"Backend(endpoint={self._endpoint!r})"
@@ -200,14 +216,22 @@ class Backend:
                 client=client,
                 async_client=aclient,
             )
-        if self._messages is None:
-            self._messages = _Messages(type(sdk))
+        if self._models is None:
+            self._models = _Models(type(sdk))
         return sdk
 
     def _typed(self, call: dict[str, Any]) -> dict[str, Any]:
         """``call`` with its messages as the SDK's objects (the caller's dict is left alone)."""
-        assert self._messages is not None  # set with the first SDK object
-        return {**call, "messages": self._messages(call["messages"])}
+        assert self._models is not None  # set with the first SDK object
+        return {**call, "messages": self._models.typed(call["messages"])}
+
+    def _claim(self, transport: Any) -> Any:
+        """A claim on the next chat answer (``_transport.Claim``), or None if the SDK's answer
+        class is unknown."""
+        assert self._models is not None
+        if self._models.answer is None:
+            return None
+        return transport.Claim(self._models.validate_answer)
 
     def sync_sdk(self) -> Any:
         if self._sync is None:
@@ -236,12 +260,38 @@ class Backend:
     # -- calls: each returns the SDK's answer; errors are translated by the caller
 
     def complete(self, call: dict[str, Any]) -> Any:
+        """The SDK's ``ChatCompletionResponse``, validated by the transport's claim when it
+        could be: the SDK then raises on the answer it was not to parse, and that is dropped."""
+        transport = self._transport()
         sdk = self.sync_sdk()
-        return sdk.chat.complete(**self._typed(call))
+        claim = self._claim(transport)
+        if claim is None:
+            return sdk.chat.complete(**self._typed(call))
+        token = claim.held()
+        try:
+            return sdk.chat.complete(**self._typed(call))
+        except Exception:
+            if claim.answer is None:
+                raise
+        finally:
+            transport.release(token)
+        return claim.answer
 
     async def acomplete(self, call: dict[str, Any]) -> Any:
+        transport = self._transport()
         sdk = await self.async_sdk()
-        return await sdk.chat.complete_async(**self._typed(call))
+        claim = self._claim(transport)
+        if claim is None:
+            return await sdk.chat.complete_async(**self._typed(call))
+        token = claim.held()
+        try:
+            return await sdk.chat.complete_async(**self._typed(call))
+        except Exception:
+            if claim.answer is None:
+                raise
+        finally:
+            transport.release(token)
+        return claim.answer
 
     def stream_events(self, call: dict[str, Any]) -> Iterator[Any]:
         """SSE events of one streamed call; the response is closed when iteration stops.

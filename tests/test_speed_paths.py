@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import run_chat, run_stream
+from conftest import run_chat, run_complete, run_stream
 
 from sigla._core import Wire, rewrite_body
-from sigla._sdk import _light, _Messages, _mistral_class
+from sigla._sdk import _light, _mistral_class, _Models
 from sigla.llm import InvalidRequestError
 
 GITHUB = Wire()  # seed as "seed", usage asked for on streams
@@ -142,7 +142,7 @@ def azure_class() -> type:
 @pytest.mark.parametrize("client", ["mistral", "azure"])
 def test_messages_reach_the_sdk_as_its_own_message_classes(client):
     sdk_class = _mistral_class() if client == "mistral" else azure_class()
-    convert = _Messages(sdk_class)
+    convert = _Models(sdk_class).typed
     messages = [
         {"role": "system", "content": "s"},
         {"role": "user", "content": [{"type": "text", "text": "u"}]},
@@ -162,7 +162,7 @@ def test_messages_reach_the_sdk_as_its_own_message_classes(client):
 
 
 def test_assistant_messages_leave_prefix_out_unless_it_is_asked_for():
-    convert = _Messages(_mistral_class())
+    convert = _Models(_mistral_class()).typed
     plain, declined, asked = convert(
         [
             {"role": "assistant", "content": "a"},
@@ -175,17 +175,17 @@ def test_assistant_messages_leave_prefix_out_unless_it_is_asked_for():
 
 
 def test_messages_the_seam_cannot_classify_are_handed_to_the_sdk_as_given():
-    convert = _Messages(_mistral_class())
+    convert = _Models(_mistral_class()).typed
     odd: list[Any] = [{"role": "user", "content": "hi"}, {"role": "narrator", "content": "x"}]
     assert convert(odd) is odd
     assert convert(["not a dict"]) == ["not a dict"]
-    assert _Messages(object)([{"role": "user", "content": "hi"}]) == [
+    assert _Models(object).typed([{"role": "user", "content": "hi"}]) == [
         {"role": "user", "content": "hi"}
     ]
 
 
 def test_the_callers_messages_are_not_changed():
-    convert = _Messages(_mistral_class())
+    convert = _Models(_mistral_class()).typed
     messages = [{"role": "assistant", "content": "a", "prefix": False}]
     convert(messages)
     assert messages == [{"role": "assistant", "content": "a", "prefix": False}]
@@ -232,6 +232,71 @@ def test_a_malformed_message_is_an_invalid_request_and_nothing_is_sent(
     assert "validation error for UserMessage" in str(error).replace("errors", "error")
     assert error.__cause__ is None and error.__context__ is None
     assert fake.requests == []
+
+
+# ---------------------------------------------------------------- answers read by sigla
+
+
+def chat_post(url: str) -> httpx.Response:
+    from sigla._transport import sync_client
+
+    body = {"model": "mistral-ai/Codestral-2501", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"Authorization": "Bearer test"}
+    return sync_client(Wire()).post(f"{url}/chat/completions", json=body, headers=headers)
+
+
+def test_a_claimed_answer_is_validated_once_and_labelled_so_the_sdk_leaves_it(fake):
+    from sigla._transport import CLAIMED_TYPE, Claim, release
+
+    fake.reply("Hello!")
+    claim = Claim(json.loads)
+    token = claim.held()
+    try:
+        response = chat_post(fake.url)
+    finally:
+        release(token)
+    assert response.headers["content-type"] == CLAIMED_TYPE
+    assert json.loads(response.content) == claim.answer  # the answer itself, unchanged
+    assert claim.answer["choices"][0]["message"]["content"] == "Hello!"
+    assert chat_post(fake.url).headers["content-type"].startswith("application/json")
+
+
+def test_an_answer_the_claim_refuses_reaches_the_sdk_as_it_came(fake):
+    from sigla._transport import Claim, release
+
+    def refuse(body: bytes) -> Any:
+        raise ValueError("not a chat completion")
+
+    claim = Claim(refuse)
+    token = claim.held()
+    try:
+        response = chat_post(fake.url)
+    finally:
+        release(token)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert claim.answer is None
+
+
+@pytest.mark.e2e
+def test_complete_takes_the_answer_sigla_validated_with_the_sdks_own_class(
+    fake, llm, mode, monkeypatch
+):
+    from sigla import _transport
+
+    taken: list[bool] = []
+    take = _transport.Claim.take
+
+    def recorded(claim: Any, content: bytes) -> bool:
+        taken.append(take(claim, content))
+        return taken[-1]
+
+    monkeypatch.setattr(_transport.Claim, "take", recorded)
+    fake.reply("Hello!", usage={"prompt_tokens": 8, "completion_tokens": 5, "total_tokens": 13})
+    result = run_complete(llm, mode, "hi")
+    assert taken == [True]
+    assert (result.text, result.finish_reason, result.usage.total_tokens) == ("Hello!", "stop", 13)
+    assert result.model and result.id
 
 
 # ---------------------------------------------------------------- open streams
