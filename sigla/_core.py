@@ -184,8 +184,8 @@ def rewrite_body(body: bytes, wire: Wire) -> bytes:
     the ``"prefix": false`` it adds to assistant messages, or ask for usage on streams.
     Most bodies need none of the first two (sigla's messages leave ``prefix`` out), and
     the third is one key appended: those are settled on the bytes
-    (:func:`_rewrite_in_place`), in microseconds where a JSON round trip costs ~75 µs per
-    call and ~3 ms per MB of prompt.
+    (:func:`_rewrite_in_place`: ~2 µs for a short prompt, ~1.4 ms per MB) instead of a
+    JSON round trip (~10 µs, ~4.6 ms per MB, on a busy 2-core machine).
     """
     quick = _rewrite_in_place(body, wire)
     if quick is not None:

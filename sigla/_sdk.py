@@ -127,11 +127,13 @@ class _Models:
         self.answer: Any = None
         package = sdk_class.__module__.rpartition(".")[0]
         try:
-            models = importlib.import_module(f"{package}.models") if package else None
-            self.messages = {role: getattr(models, cls) for role, cls in _MESSAGE_CLASSES.items()}
-            self.answer = models.ChatCompletionResponse  # type: ignore[union-attr]
-        except (ImportError, AttributeError):
-            pass
+            models = importlib.import_module(f"{package}.models")
+        except (ImportError, TypeError, ValueError):  # no package, or no models in it
+            return
+        classes = {role: getattr(models, cls, None) for role, cls in _MESSAGE_CLASSES.items()}
+        if all(classes.values()):
+            self.messages = classes
+        self.answer = getattr(models, "ChatCompletionResponse", None)
 
     def typed(self, messages: Sequence[Mapping[str, Any]]) -> Sequence[Any]:
         """Message dicts as the SDK's message objects, each validated by its class as the SDK

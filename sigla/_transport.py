@@ -423,7 +423,7 @@ CLAIMED_TYPE = "application/vnd.sigla.claimed+json"
 
 
 class Claim:
-    """A chat answer read by the caller itself: mistralai's parse of it costs a tenth of a call.
+    """A chat answer validated by sigla itself: mistralai's parse costs up to a tenth of a call.
 
     For every JSON answer, mistralai's ``utils.unmarshal`` builds a pydantic model class
     (``pydantic.create_model``, ~0.5 ms) before validating the answer with it. A claim
@@ -451,7 +451,7 @@ class Claim:
         return True
 
     def held(self) -> contextvars.Token[Claim | None]:
-        """Set this claim for the calls made until ``_CLAIM.reset(token)`` (see :func:`release`)."""
+        """Set this claim for this thread's or task's requests, until :func:`release`."""
         return _CLAIM.set(self)
 
 
