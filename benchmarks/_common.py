@@ -20,12 +20,36 @@ ROOT = Path(__file__).resolve().parent.parent
 _SIGLA_ENVS = ("SIGLA_LLM_PROVIDER", "SIGLA_LLM_ENDPOINT", "SIGLA_LLM_MODEL", "GITHUB_MODELS_ORG")
 
 
-def use_this_checkout() -> None:
-    """Import sigla from this repository and ignore environment settings that would redirect it."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+def use_this_checkout(checkout: str | None = None) -> None:
+    """Import sigla from this repository (or from ``checkout``, another source tree, to measure
+    a before and an after) and ignore environment settings that would redirect it."""
+    where = str(Path(checkout).resolve()) if checkout else str(ROOT)
+    if where not in sys.path:
+        sys.path.insert(0, where)
     for name in _SIGLA_ENVS:
         os.environ.pop(name, None)
+
+
+def add_checkout_option(parser: Any) -> None:
+    parser.add_argument(
+        "--checkout",
+        metavar="DIR",
+        help="import sigla from this source tree instead (e.g. a `git archive` of main)",
+    )
+
+
+def sigla_origin() -> str:
+    import sigla
+
+    return str(Path(sigla.__file__).resolve().parent.parent)
+
+
+def mistral_models() -> Any:
+    """The module of mistralai's message classes (``mistralai.client.models`` or, in 1.x,
+    ``mistralai.models``)."""
+    import importlib
+
+    return importlib.import_module(mistral_class().__module__.rpartition(".")[0] + ".models")
 
 
 def mistral_class() -> type:
@@ -55,6 +79,26 @@ def p90(values: Sequence[float]) -> float:
     ordered = sorted(values)
     rank = max(1, -(-9 * len(ordered) // 10))  # ceil(0.9 n)
     return ordered[rank - 1]
+
+
+def p10(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, len(ordered) // 10 - 1)] if len(ordered) >= 10 else ordered[0]
+
+
+def paired_ratios(numerators: Sequence[float], denominators: Sequence[float]) -> list[float]:
+    """Per-round ratios of two interleaved series (same round, same machine load)."""
+    return [n / d for n, d in zip(numerators, denominators, strict=True) if d > 0]
+
+
+def ratio_line(label: str, numerators: Sequence[float], denominators: Sequence[float]) -> str:
+    """``label  X.XXXx of medians   paired per round: median X.XXXx, p10-p90 X.XX-X.XXx``."""
+    of_medians = median(numerators) / median(denominators)
+    paired = paired_ratios(numerators, denominators)
+    return (
+        f"  {label:<38} {of_medians:6.3f}x of medians   paired per round: median "
+        f"{median(paired):.3f}x, p10-p90 {p10(paired):.2f}-{p90(paired):.2f}x"
+    )
 
 
 def ms(seconds: float) -> str:

@@ -6,12 +6,18 @@ Requests are built, sent and checked by the SDK; streams are read straight from 
 open HTTP response (``EventStream.response``) and parsed as plain JSON, because the SDK
 rejects GitHub's first chunk (it has no ``model``), returns a truncated stream as if
 complete, and costs ~0.3 ms of pydantic per event.
+
+Messages reach the SDK as its own message objects, and the answers of ``complete`` are
+validated here by the SDK's own answer class (:class:`_Models`, and the transport's
+:class:`~sigla._transport.Claim`): either way the SDK would build a pydantic model class on
+every call first, ~0.5 ms each, together about a fifth of a call on loopback.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Iterator
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -95,6 +101,76 @@ def _azure_client(base: str, api_key: Any, client: Any, aclient: Any) -> Any:
     return MistralAzure(api_key=api_key, server_url=base, client=client, async_client=aclient)
 
 
+_MESSAGE_CLASSES = {
+    "system": "SystemMessage",
+    "user": "UserMessage",
+    "assistant": "AssistantMessage",
+    "tool": "ToolMessage",
+}
+
+
+class _Models:
+    """The SDK's own model classes that sigla hands it (messages) or takes from it (answers).
+
+    They live next to the client class: ``mistralai.models`` (1.x),
+    ``mistralai.client.models`` (2.x/3.x), and the Azure client's own package. Handed
+    dicts, and for every JSON answer, each mistralai version goes through
+    ``utils.unmarshal``, which builds a pydantic model class on every call
+    (``pydantic.create_model``, ~0.5 ms each, two of the eight or so a call pays); handed
+    its own objects, it takes them as they are, and an answer validated here by its class
+    is the same object the SDK would have made. An SDK laid out otherwise is handed dicts
+    and parses its answers, as before.
+    """
+
+    def __init__(self, sdk_class: type) -> None:
+        self.messages: dict[str, Any] = {}
+        self.answer: Any = None
+        package = sdk_class.__module__.rpartition(".")[0]
+        try:
+            models = importlib.import_module(f"{package}.models")
+        except (ImportError, TypeError, ValueError):  # no package, or no models in it
+            return
+        classes = {role: getattr(models, cls, None) for role, cls in _MESSAGE_CLASSES.items()}
+        if all(classes.values()):
+            self.messages = classes
+        self.answer = getattr(models, "ChatCompletionResponse", None)
+
+    def typed(self, messages: Sequence[Mapping[str, Any]]) -> Sequence[Any]:
+        """Message dicts as the SDK's message objects, each validated by its class as the SDK
+        would (a bad one raises pydantic's ``ValidationError``, translated like the SDK's).
+
+        An assistant message whose ``prefix`` is not set gets ``prefix=None``, which the SDK
+        leaves out of the body, instead of the ``"prefix": false`` that services refuse.
+        """
+        typed = []
+        for message in messages:
+            role = message.get("role") if isinstance(message, Mapping) else None
+            cls = self.messages.get(role) if isinstance(role, str) else None
+            if cls is None:
+                return messages  # not ours to judge: the SDK validates what it gets
+            if role == "assistant" and not message.get("prefix"):
+                message = {**message, "prefix": None}
+            typed.append(cls.model_validate(message))
+        return typed
+
+    def validate_answer(self, body: bytes) -> Any:
+        """A chat answer's bytes as the SDK's ``ChatCompletionResponse``, validated as the SDK
+        validates it (python-mode ``model_validate`` of the parsed JSON); raises if it fails."""
+        return self.answer.model_validate(json.loads(body))
+
+
+def _light(response: Any) -> Any:
+    """An open stream's response, without the SDK's copy of the request body.
+
+    httpx keeps on each response the request it answers, body included, for as long as the
+    response lives: a whole prompt per open stream. The transport sent a copy of its own
+    (rewritten), so this one is dead weight; its method and URL are all a message needs.
+    """
+    request = response.request
+    response.request = type(request)(request.method, request.url)
+    return response
+
+
 def sdk_version() -> str | None:
     """The installed mistralai version (2.x/3.x have no ``__version__``), or None."""
     try:
@@ -120,6 +196,7 @@ class Backend:
         self._wire = wire
         self._sync: Any = None
         self._async: Any = None  # a _transport.LoopLocal of SDK objects, made on first use
+        self._models: _Models | None = None
 
     def __repr__(self) -> str:
         return f"Backend(endpoint={self._endpoint!r})"
@@ -133,14 +210,30 @@ class Backend:
 
     def _build(self, client: Any, aclient: Any) -> Any:
         if self._azure:
-            return _azure_client(self._endpoint, self._api_key.reveal, client, aclient)
-        mistral = _mistral_class()
-        return mistral(
-            api_key=self._api_key.reveal,
-            server_url=self._endpoint,
-            client=client,
-            async_client=aclient,
-        )
+            sdk = _azure_client(self._endpoint, self._api_key.reveal, client, aclient)
+        else:
+            sdk = _mistral_class()(
+                api_key=self._api_key.reveal,
+                server_url=self._endpoint,
+                client=client,
+                async_client=aclient,
+            )
+        if self._models is None:
+            self._models = _Models(type(sdk))
+        return sdk
+
+    def _typed(self, call: dict[str, Any]) -> dict[str, Any]:
+        """``call`` with its messages as the SDK's objects (the caller's dict is left alone)."""
+        assert self._models is not None  # set with the first SDK object
+        return {**call, "messages": self._models.typed(call["messages"])}
+
+    def _claim(self, transport: Any) -> Any:
+        """A claim on the next chat answer (``_transport.Claim``), or None if the SDK's answer
+        class is unknown."""
+        assert self._models is not None
+        if self._models.answer is None:
+            return None
+        return transport.Claim(self._models.validate_answer)
 
     def sync_sdk(self) -> Any:
         if self._sync is None:
@@ -174,10 +267,38 @@ class Backend:
     # -- calls: each returns the SDK's answer; errors are translated by the caller
 
     def complete(self, call: dict[str, Any]) -> Any:
-        return self.sync_sdk().chat.complete(**call)
+        """The SDK's ``ChatCompletionResponse``, validated by the transport's claim when it
+        could be: the SDK then raises on the answer it was not to parse, and that is dropped."""
+        transport = self._transport()
+        sdk = self.sync_sdk()
+        claim = self._claim(transport)
+        if claim is None:
+            return sdk.chat.complete(**self._typed(call))
+        token = claim.held()
+        try:
+            return sdk.chat.complete(**self._typed(call))
+        except Exception:
+            if claim.answer is None:
+                raise
+        finally:
+            transport.release(token)
+        return claim.answer
 
     async def acomplete(self, call: dict[str, Any]) -> Any:
-        return await (await self.async_sdk()).chat.complete_async(**call)
+        transport = self._transport()
+        sdk = await self.async_sdk()
+        claim = self._claim(transport)
+        if claim is None:
+            return await sdk.chat.complete_async(**self._typed(call))
+        token = claim.held()
+        try:
+            return await sdk.chat.complete_async(**self._typed(call))
+        except Exception:
+            if claim.answer is None:
+                raise
+        finally:
+            transport.release(token)
+        return claim.answer
 
     def stream_events(self, call: dict[str, Any], deadline: float | None = None) -> Iterator[Any]:
         """SSE events of one streamed call; the response is closed when iteration stops.
@@ -187,7 +308,8 @@ class Backend:
         ``max_response_bytes``.
         """
         transport = self._transport()
-        response = self.sync_sdk().chat.stream(**call).response
+        sdk = self.sync_sdk()
+        response = _light(sdk.chat.stream(**self._typed(call)).response)
         try:
             yield from transport.iter_events(
                 response, call["timeout_ms"] / 1000, self._wire.max_response_bytes, deadline
@@ -199,8 +321,9 @@ class Backend:
         self, call: dict[str, Any], deadline: float | None = None
     ) -> AsyncIterator[Any]:
         transport = self._transport()
-        stream = await (await self.async_sdk()).chat.stream_async(**call)
-        response = stream.response
+        sdk = await self.async_sdk()
+        stream = await sdk.chat.stream_async(**self._typed(call))
+        response = _light(stream.response)
         events = transport.aiter_events(
             response, call["timeout_ms"] / 1000, self._wire.max_response_bytes, deadline
         )
