@@ -137,7 +137,8 @@ class _Models:
 
     def typed(self, messages: Sequence[Mapping[str, Any]]) -> Sequence[Any]:
         """Message dicts as the SDK's message objects, each validated by its class as the SDK
-        would (a bad one raises pydantic's ``ValidationError``, translated like the SDK's).
+        would. When one fails, the SDK gets the dicts and validates them itself, so that its
+        error names the message's place in the list (``messages.1.tool_call_id``).
 
         An assistant message whose ``prefix`` is not set gets ``prefix=None``, which the SDK
         leaves out of the body, instead of the ``"prefix": false`` that services refuse.
@@ -150,7 +151,10 @@ class _Models:
                 return messages  # not ours to judge: the SDK validates what it gets
             if role == "assistant" and not message.get("prefix"):
                 message = {**message, "prefix": None}
-            typed.append(cls.model_validate(message))
+            try:
+                typed.append(cls.model_validate(message))
+            except Exception:  # pydantic's ValidationError: the SDK says where, below
+                return messages
         return typed
 
     def validate_answer(self, body: bytes) -> Any:

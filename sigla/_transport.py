@@ -58,7 +58,15 @@ __all__ = [
 
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error answer kept; the rest is never downloaded
 _PIECE = 64 * 1024  # most bytes one step of decompression may produce
-_MIN_TIMEOUT = 0.001  # a socket timeout of 0 would mean "non-blocking", not "expired"
+_MIN_TIMEOUT = 0.001
+# httpx's own pool limits (httpcore's default of 10 connections would make the 11th
+# concurrent call or open stream to one endpoint wait, then time out); how many requests
+# may run at once is the client-side limiter's business, not the pool's.
+_POOL: dict[str, Any] = {
+    "max_connections": 100,
+    "max_keepalive_connections": 20,
+    "keepalive_expiry": 5.0,
+}  # a socket timeout of 0 would mean "non-blocking", not "expired"
 
 # mistralai 1.x's Azure client posts {endpoint}/v1/chat/completions; Foundry's
 # model-inference route, which 2.x/3.x use, has no /v1.
@@ -467,7 +475,9 @@ _CLAIM: contextvars.ContextVar[Claim | None] = contextvars.ContextVar("sigla_cla
 class _Transport(httpx.BaseTransport):
     def __init__(self, wire: Wire, ssl_context: Any) -> None:
         self._wire = wire
-        self._pool = httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=_Backend())
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context, network_backend=_Backend(), **_POOL
+        )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request = prepare(request, self._wire)
@@ -513,7 +523,7 @@ class _AsyncTransport(httpx.AsyncBaseTransport):
     def __init__(self, wire: Wire, ssl_context: Any) -> None:
         self._wire = wire
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context, network_backend=_AsyncBackend()
+            ssl_context=ssl_context, network_backend=_AsyncBackend(), **_POOL
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -337,6 +337,7 @@ class GitHubLLM:
                                 if data is SSE_DONE:
                                     break
                                 piece = assembler.feed(data)
+                                del data  # an open stream holds no parsed event meanwhile
                                 if piece:
                                     yield piece
                         except Exception:
@@ -463,6 +464,7 @@ class GitHubLLM:
                                     if data is SSE_DONE:
                                         break
                                     piece = assembler.feed(data)
+                                    del data
                                     if piece:
                                         yield piece
                             except Exception:

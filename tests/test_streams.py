@@ -144,3 +144,14 @@ def test_a_filtered_stream_keeps_the_text_that_arrived():
     assert isinstance(error, ContentFilteredError) and error.text == "Once upon"
     kept = broken_stream(ContentFilteredError("filtered", text="Once upon a"), "Once upon")
     assert kept.text == "Once upon a"
+
+
+def test_many_streams_may_be_open_at_once_to_one_endpoint(slow):
+    """Each open stream holds a connection; the pool must not cap them at httpcore's 10."""
+    llm = GitHubLLM(endpoint=slow.url, token=TOKEN, timeout=3, max_retries=0)
+    streams = [llm.stream("hi") for _ in range(24)]
+    try:
+        assert all(next(stream) for stream in streams)
+    finally:
+        for stream in streams:
+            stream.close()
