@@ -18,7 +18,7 @@ because that solves, in one place and for every mistralai major version:
   never goes to another address).
 
 The deadline reaches the sockets through a network backend that cuts every read, write and
-connect to the time left (:data:`_DEADLINE`, a context variable, so each thread and each
+connect to the time left (:data:`DEADLINE`, a context variable, so each thread and each
 task has its own); httpcore alone only bounds each read.
 """
 
@@ -30,7 +30,6 @@ import base64
 import contextvars
 import threading
 import time
-import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Generic, TypeVar
 from urllib.parse import urljoin
@@ -40,6 +39,14 @@ import httpx
 
 from . import __version__
 from ._core import Wire, fill_completion_body, rewrite_body
+from ._network import (
+    DEADLINE,
+    AsyncBody,
+    AsyncDeadlineBackend,
+    Body,
+    DeadlineBackend,
+    Inflater,
+)
 from ._sse import Event, SSEDecoder
 from .errors import ConfigurationError, InvalidResponseError
 
@@ -57,8 +64,6 @@ __all__ = [
 ]
 
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error answer kept; the rest is never downloaded
-_PIECE = 64 * 1024  # most bytes one step of decompression may produce
-_MIN_TIMEOUT = 0.001
 # httpx's own pool limits (httpcore's default of 10 connections would make the 11th
 # concurrent call or open stream to one endpoint wait, then time out); how many requests
 # may run at once is the client-side limiter's business, not the pool's.
@@ -66,237 +71,13 @@ _POOL: dict[str, Any] = {
     "max_connections": 100,
     "max_keepalive_connections": 20,
     "keepalive_expiry": 5.0,
-}  # a socket timeout of 0 would mean "non-blocking", not "expired"
+}
 
 # mistralai 1.x's Azure client posts {endpoint}/v1/chat/completions; Foundry's
 # model-inference route, which 2.x/3.x use, has no /v1.
 _AZURE_V1_ROUTE = "/models/v1/chat/completions"
 _AZURE_ROUTE = "/models/chat/completions"
 _DROPPED_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
-
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "sigla_deadline", default=None
-)
-
-
-def _cut(timeout: float | None) -> float | None:
-    """An operation's own timeout, cut to what is left of the current deadline."""
-    deadline = _DEADLINE.get()
-    if deadline is None:
-        return timeout
-    left = max(_MIN_TIMEOUT, deadline - time.monotonic())
-    return left if timeout is None else min(timeout, left)
-
-
-# ---------------------------------------------------------------- the network, with deadlines
-
-
-class _Stream(httpcore.NetworkStream):
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _cut(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _cut(timeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.NetworkStream:
-        return _Stream(self._inner.start_tls(ssl_context, server_hostname, _cut(timeout)))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _Backend(httpcore.NetworkBackend):
-    def __init__(self) -> None:
-        self._inner = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        return _Stream(
-            self._inner.connect_tcp(host, port, _cut(timeout), local_address, socket_options)
-        )
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.NetworkStream:
-        return _Stream(self._inner.connect_unix_socket(path, _cut(timeout), socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-class _AsyncStream(httpcore.AsyncNetworkStream):
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self._inner = inner
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, _cut(timeout))
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, _cut(timeout))
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(
-        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        inner = await self._inner.start_tls(ssl_context, server_hostname, _cut(timeout))
-        return _AsyncStream(inner)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _AsyncBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        inner = await self._inner.connect_tcp(
-            host, port, _cut(timeout), local_address, socket_options
-        )
-        return _AsyncStream(inner)
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.AsyncNetworkStream:
-        inner = await self._inner.connect_unix_socket(path, _cut(timeout), socket_options)
-        return _AsyncStream(inner)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-# ---------------------------------------------------------------- bodies, decoded in bounds
-
-
-class _Inflater:
-    """Content-Encoding decoding whose every step yields at most :data:`_PIECE` bytes.
-
-    httpx decodes each network chunk whole: 64 KiB of gzip bomb can inflate to 64 MiB at
-    once. sigla asks for ``gzip, deflate`` only, so those are the encodings it decodes.
-    """
-
-    def __init__(self, encoding: str, where: str) -> None:
-        self._where = where
-        encoding = encoding.strip().lower()
-        if encoding in ("", "identity"):
-            self._zlib: Any = None
-        elif encoding in ("gzip", "x-gzip"):
-            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            self._zlib = zlib.decompressobj()
-        else:
-            raise InvalidResponseError(
-                f"{where} answered with Content-Encoding {encoding[:40]!r}, which sigla did not "
-                "ask for (it accepts gzip and deflate). Check the endpoint."
-            )
-
-    def decode(self, data: bytes) -> Iterator[bytes]:
-        z = self._zlib
-        if z is None:
-            yield data
-            return
-        try:
-            while data:
-                piece = z.decompress(data, _PIECE)
-                data = z.unconsumed_tail
-                if piece:
-                    yield piece
-        except zlib.error:
-            raise InvalidResponseError(
-                f"{self._where} sent a compressed answer that does not decompress."
-            ) from None
-
-    def flush(self) -> bytes:
-        return self._zlib.flush() if self._zlib is not None else b""
-
-
-class _Body(httpx.SyncByteStream):
-    """A response body read under a deadline (settable between reads) and decoded in bounds."""
-
-    def __init__(self, raw: Any, inflater: _Inflater, deadline: float, where: str) -> None:
-        self._raw = raw
-        self._inflater = inflater
-        self.deadline = deadline
-        self._where = where
-
-    def __iter__(self) -> Iterator[bytes]:
-        chunks = iter(self._raw)
-        while True:
-            if time.monotonic() >= self.deadline:
-                raise httpx.ReadTimeout(f"{self._where} did not finish answering in time")
-            token = _DEADLINE.set(self.deadline)
-            try:
-                chunk = next(chunks, None)
-            finally:
-                _DEADLINE.reset(token)
-            if chunk is None:
-                break
-            yield from self._inflater.decode(chunk)
-        tail = self._inflater.flush()
-        if tail:
-            yield tail
-
-    def close(self) -> None:
-        close = getattr(self._raw, "close", None)
-        if close is not None:
-            close()
-
-
-class _AsyncBody(httpx.AsyncByteStream):
-    """Async twin of :class:`_Body`."""
-
-    def __init__(self, raw: Any, inflater: _Inflater, deadline: float, where: str) -> None:
-        self._raw = raw
-        self._inflater = inflater
-        self.deadline = deadline
-        self._where = where
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        chunks = self._raw.__aiter__()
-        while True:
-            if time.monotonic() >= self.deadline:
-                raise httpx.ReadTimeout(f"{self._where} did not finish answering in time")
-            token = _DEADLINE.set(self.deadline)
-            try:
-                chunk = await chunks.__anext__()
-            except StopAsyncIteration:
-                break
-            finally:
-                _DEADLINE.reset(token)
-            for piece in self._inflater.decode(chunk):
-                yield piece
-        tail = self._inflater.flush()
-        if tail:
-            yield tail
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._raw, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
 
 # ---------------------------------------------------------------- requests and answers
 
@@ -378,7 +159,7 @@ class _Plan:
         self.where = _where(request.url)
         if 300 <= status < 400:
             raise _redirect_error(request, status, _header(headers, b"location"))
-        self.inflater = _Inflater(_header(headers, b"content-encoding"), self.where)
+        self.inflater = Inflater(_header(headers, b"content-encoding"), self.where)
         self.headers = [(k, v) for k, v in headers if k.lower().decode() not in _DROPPED_HEADERS]
         content_type = _header(headers, b"content-type").lower()
         wants_events = "text/event-stream" in request.headers.get("accept", "")
@@ -476,23 +257,23 @@ class _Transport(httpx.BaseTransport):
     def __init__(self, wire: Wire, ssl_context: Any) -> None:
         self._wire = wire
         self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context, network_backend=_Backend(), **_POOL
+            ssl_context=ssl_context, network_backend=DeadlineBackend(), **_POOL
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request = prepare(request, self._wire)
         timeout = _attempt_timeout(request)
         deadline = time.monotonic() + timeout
-        token = _DEADLINE.set(deadline)
+        token = DEADLINE.set(deadline)
         try:
             response = self._pool.handle_request(_core_request(request))
         finally:
-            _DEADLINE.reset(token)
+            DEADLINE.reset(token)
         try:
             plan = _Plan(request, response.status, response.headers, self._wire)
             if plan.stream:
                 deadline = time.monotonic() + timeout  # from here, per event (iter_events)
-            body = _Body(response.stream, plan.inflater, deadline, plan.where)
+            body = Body(response.stream, plan.inflater, deadline, plan.where)
         except BaseException:
             response.close()
             raise
@@ -523,23 +304,23 @@ class _AsyncTransport(httpx.AsyncBaseTransport):
     def __init__(self, wire: Wire, ssl_context: Any) -> None:
         self._wire = wire
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context, network_backend=_AsyncBackend(), **_POOL
+            ssl_context=ssl_context, network_backend=AsyncDeadlineBackend(), **_POOL
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         request = prepare(request, self._wire)
         timeout = _attempt_timeout(request)
         deadline = time.monotonic() + timeout
-        token = _DEADLINE.set(deadline)
+        token = DEADLINE.set(deadline)
         try:
             response = await self._pool.handle_async_request(_core_request(request))
         finally:
-            _DEADLINE.reset(token)
+            DEADLINE.reset(token)
         try:
             plan = _Plan(request, response.status, response.headers, self._wire)
             if plan.stream:
                 deadline = time.monotonic() + timeout
-            body = _AsyncBody(response.stream, plan.inflater, deadline, plan.where)
+            body = AsyncBody(response.stream, plan.inflater, deadline, plan.where)
         except BaseException:
             await response.aclose()
             raise

@@ -52,6 +52,7 @@ EXTRA_TESTS: dict[str, list[str]] = {
         "tests/test_validation.py",
         "tests/test_secrets.py",
     ],
+    "_network": ["tests/test_hardening.py", "tests/test_llm.py"],
     "_transport": [
         "tests/test_llm.py",
         "tests/test_providers.py",
