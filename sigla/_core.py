@@ -1,23 +1,23 @@
 """The I/O-free core shared by the sync and async paths.
 
-It builds the SDK's keyword arguments (never a ``None``: the SDK would send ``null``),
-fixes what the SDK puts on the wire (:func:`rewrite_body`), and turns responses and stream
-chunks into :class:`Completion`. Errors are mapped in :mod:`sigla._translate`.
+It fixes what the SDK puts on the wire (:func:`rewrite_body`) and turns responses and
+stream chunks into :class:`Completion`. The SDK's keyword arguments are built and checked
+in :mod:`sigla._requests` (re-exported here); errors are mapped in :mod:`sigla._translate`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import _constants as C
 from ._config import Settings
+from ._requests import build_call, build_messages, check_sampling
 from ._secret import Secret
-from ._text import shown
-from .errors import ContentFilteredError, InvalidRequestError, InvalidResponseError, StreamError
+from .errors import ContentFilteredError, InvalidResponseError, StreamError
 
 __all__ = [
     "Completion",
@@ -35,8 +35,6 @@ __all__ = [
     "check_sampling",
     "wire_for",
 ]
-
-ROLES = ("system", "user", "assistant", "tool")
 
 
 @dataclass(frozen=True)
@@ -60,213 +58,6 @@ class Completion:
 
     def __str__(self) -> str:
         return self.text
-
-
-# ---------------------------------------------------------------- requests
-
-
-# Bounds of the integer options (_constants.MAX_TOKENS_LIMIT, SEED_RANGE): a value a
-# server cannot parse fails here, not as a 400 blamed on the service.
-MAX_TOKENS_LIMIT = C.MAX_TOKENS_LIMIT
-SEED_RANGE = C.SEED_RANGE
-_shown = shown
-
-
-def _surrogate_at(text: str) -> int | None:
-    """Where ``text`` has a lone surrogate, which cannot be encoded as UTF-8, or None."""
-    if text.isascii():  # O(1) in CPython: most text is done here
-        return None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return exc.start
-    return None
-
-
-def _check_text(name: str, text: str) -> None:
-    """Refuse a lone surrogate: no service can read it, and it breaks the JSON body."""
-    at = _surrogate_at(text)
-    if at is not None:
-        raise InvalidRequestError(
-            f"{name} contains a lone surrogate ({text[at]!r} at index {at}), which cannot "
-            "be sent as UTF-8; it usually comes from bytes decoded with "
-            "errors='surrogateescape'. Clean the text first, e.g. "
-            "text.encode('utf-8', 'replace').decode('utf-8')."
-        )
-
-
-def _check_strings(name: str, value: Any) -> None:
-    """:func:`_check_text` on every string inside ``value`` (dicts and lists, any depth)."""
-    todo: list[tuple[str, Any]] = [(name, value)]
-    seen: set[int] = set()
-    while todo:
-        where, item = todo.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        pairs = item.items() if isinstance(item, Mapping) else enumerate(item)
-        for key, inner in pairs:
-            if isinstance(key, str) and _surrogate_at(key) is not None:
-                _check_text(f"a key of {where}", key)
-            if isinstance(inner, str):
-                if _surrogate_at(inner) is not None:  # the path is only spelled out then
-                    _check_text(f"{where}[{key!r}]", inner)
-            elif isinstance(inner, (Mapping, list, tuple)):
-                todo.append((f"{where}[{key!r}]", inner))
-
-
-def _check_message(i: int, message: Any) -> dict[str, Any]:
-    """One entry of ``messages=``, with its role lower-cased (``"User"`` is ``"user"``)."""
-    where = f"messages[{i}]"
-    if not isinstance(message, Mapping) or "role" not in message:
-        raise InvalidRequestError(
-            f"{where} must be a dict with 'role' and 'content', got {_shown(message)}."
-        )
-    raw_role = message["role"]
-    if not isinstance(raw_role, str):
-        raise InvalidRequestError(
-            f"{where}['role'] must be a str (one of {', '.join(ROLES)}), got {_shown(raw_role)}."
-        )
-    role = raw_role.lower()
-    if role == "developer":
-        raise InvalidRequestError(
-            f"{where}: role 'developer' cannot be sent through the mistralai SDK; "
-            "use 'system' instead."
-        )
-    if role not in ROLES:
-        raise InvalidRequestError(
-            f"{where}: unknown role {_shown(raw_role)} (use one of {', '.join(ROLES)})."
-        )
-    content = message.get("content")
-    # An assistant turn that only calls tools has no text (OpenAI sends content: null).
-    tool_turn = role == "assistant" and bool(message.get("tool_calls"))
-    if content is None and not tool_turn:
-        said = "has no 'content'" if "content" not in message else "has content None"
-        raise InvalidRequestError(
-            f"{where} ({role}) {said}: give it a str, or a list of content parts such as "
-            "{'type': 'text', 'text': '...'}."
-        )
-    parts = isinstance(content, (list, tuple)) and all(isinstance(p, Mapping) for p in content)
-    if content is not None and not isinstance(content, str) and not parts:
-        raise InvalidRequestError(
-            f"{where}['content'] must be a str or a list of content parts such as "
-            f"{{'type': 'text', 'text': '...'}}, got {_shown(content)}."
-        )
-    _check_strings(where, message)
-    return {**message, "role": role}
-
-
-def build_messages(
-    prompt: str | None, system: str | None, messages: Sequence[Mapping[str, Any]] | None
-) -> list[dict[str, Any]]:
-    """The message list of one call, validated so a bad one fails here, with a clear message.
-
-    ``system=`` with ``messages=`` is not dropped: it becomes a first system message.
-    """
-    if system is not None:
-        if not isinstance(system, str):
-            raise InvalidRequestError(f"system must be a str, got {_shown(system)}.")
-        _check_text("system", system)
-    if messages is not None:
-        if prompt is not None:
-            raise InvalidRequestError("Pass either a prompt or messages=, not both.")
-        listed = isinstance(messages, Iterable) and not isinstance(
-            messages, (str, bytes, bytearray, Mapping)
-        )
-        items = list(messages) if listed else []
-        if not items:
-            raise InvalidRequestError(
-                "messages= must be a non-empty list of {'role': ..., 'content': ...} dicts, "
-                f"got {_shown(messages)}."
-            )
-        out = [_check_message(i, message) for i, message in enumerate(items)]
-        if system is not None:
-            out = [{"role": "system", "content": system}, *out]
-        return out
-    if prompt is None:
-        raise InvalidRequestError("Nothing to send: pass a prompt or messages=.")
-    if not isinstance(prompt, str):
-        raise InvalidRequestError(f"The prompt must be a str, not {type(prompt).__name__}.")
-    _check_text("The prompt", prompt)
-    return [
-        {"role": "system", "content": C.DEFAULT_SYSTEM_PROMPT if system is None else system},
-        {"role": "user", "content": prompt},
-    ]
-
-
-def check_sampling(
-    *,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    max_tokens: int | None = None,
-    seed: int | None = None,
-) -> None:
-    """Refuse out-of-range sampling options before anything is sent."""
-    for name, value, high in (("temperature", temperature, 2), ("top_p", top_p, 1)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidRequestError(f"{name} must be a number, got {_shown(value)}.")
-        if not 0 <= value <= high:  # also refuses nan
-            raise InvalidRequestError(f"{name} must be between 0 and {high}, got {_shown(value)}.")
-    for name, value, (low, high) in (
-        ("max_tokens", max_tokens, (1, MAX_TOKENS_LIMIT)),
-        ("seed", seed, SEED_RANGE),
-    ):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidRequestError(f"{name} must be an integer, got {_shown(value)}.")
-        if not low <= value <= high:
-            what = "a positive integer" if name == "max_tokens" else "an integer"
-            raise InvalidRequestError(
-                f"{name} must be {what} from {low} to {high}, got {_shown(value)}."
-            )
-
-
-def _stop_words(stop: Any) -> list[str] | None:
-    """``stop=`` as the list the SDK takes: a str is one stop word."""
-    if stop is None:
-        return None
-    if isinstance(stop, str):
-        words = [stop]
-    elif isinstance(stop, (bytes, bytearray, Mapping)) or not isinstance(stop, Iterable):
-        raise InvalidRequestError(f"stop must be a str or a list of str, got {_shown(stop)}.")
-    else:
-        words = list(stop)
-    for i, word in enumerate(words):
-        where = "stop" if isinstance(stop, str) else f"stop[{i}]"
-        if not isinstance(word, str):
-            raise InvalidRequestError(
-                f"{where} must be a str (stop takes a str or a list of str), got {_shown(word)}."
-            )
-        _check_text(where, word)
-    return words
-
-
-def build_call(
-    settings: Settings,
-    messages: list[dict[str, Any]],
-    *,
-    temperature: float | None,
-    max_tokens: int | None,
-    top_p: float | None,
-    stop: str | Sequence[str] | None,
-    seed: int | None,
-) -> dict[str, Any]:
-    """Keyword arguments for ``chat.complete``/``chat.stream``, with every ``None`` dropped."""
-    check_sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
-    call: dict[str, Any] = {"model": settings.model, "messages": messages}
-    optional = {
-        "temperature": temperature,
-        "max_tokens": max_tokens,
-        "top_p": top_p,
-        "stop": _stop_words(stop),
-        "random_seed": seed,  # renamed to "seed" on the wire for OpenAI-style services
-    }
-    call.update({k: v for k, v in optional.items() if v is not None})
-    call["timeout_ms"] = int(settings.timeout * 1000)
-    return call
 
 
 # ---------------------------------------------------------------- the wire

@@ -40,6 +40,7 @@ EXTRA_TESTS: dict[str, list[str]] = {
         "tests/test_secrets.py",
     ],
     "_streams": ["tests/test_core.py", "tests/test_llm.py", "tests/test_hardening.py"],
+    "_requests": ["tests/test_validation.py", "tests/test_core.py", "tests/test_llm.py"],
     "_core": [
         "tests/test_llm.py",
         "tests/test_providers.py",
