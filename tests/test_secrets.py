@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import TOKEN
+from test_llm import CASES as LLM_CASES
 
 from sigla._config import resolve_settings
 from sigla._secret import Secret, fingerprint
@@ -126,27 +127,8 @@ def _with_attribute(value: Any) -> LLMError:
     return error
 
 
-FAULTS = [
-    ("unauthorized", {}),
-    ("no_access", {}),
-    ("unknown_model", {}),
-    ("tokens_limit", {}),
-    ("rate_limit_day", {}),
-    ("server_error", {"times": None}),
-    ("retired_410", {}),
-    ("disconnect", {"times": None}),
-    ("stream_cut", {"after": 1}),
-    ("stream_no_finish", {}),
-    ("stream_error_event", {}),
-    ("content_filter", {}),
-    ("prompt_filter", {}),
-]
-CASES = [
-    (call, fault, params)
-    for call in ("chat", "stream")
-    for fault, params in FAULTS
-    if call == "stream" or not fault.startswith("stream_")
-]
+# Every fault of the double, through chat and stream (test_llm's list, one definition).
+CASES = LLM_CASES
 
 
 def _failure(llm: GitHubLLM, call: str, mode: str) -> LLMError:
