@@ -38,8 +38,11 @@ EXTRA_TESTS: dict[str, list[str]] = {
         "tests/test_providers.py",
         "tests/test_hardening.py",
         "tests/test_secrets.py",
+        "tests/test_validation.py",
+        "tests/test_speed_paths.py",
     ],
     "_streams": ["tests/test_core.py", "tests/test_llm.py", "tests/test_hardening.py"],
+    "_attempts": ["tests/test_hardening.py", "tests/test_llm.py", "tests/test_cli_notices.py"],
     "_requests": ["tests/test_validation.py", "tests/test_core.py", "tests/test_llm.py"],
     "_core": [
         "tests/test_llm.py",
