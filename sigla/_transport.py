@@ -175,10 +175,28 @@ class _Plan:
             self.refuse = ""
             self.limit = ERROR_BODY_LIMIT if status >= 400 else wire.max_response_bytes
         self.truncate = status >= 400  # keep the start of an error answer, drop the rest
+        self._pieces: list[bytes] = []
+        self._size = 0
 
-    def take(self, pieces: list[bytes], size: int) -> bool:
-        """Whether to read on, given what was read so far (raises when a 2xx is too big)."""
-        if size <= self.limit:
+    def body_deadline(self, attempt_deadline: float, timeout: float) -> float:
+        """A whole answer must end by the attempt's deadline; a stream's first event, within
+        ``timeout`` from now (then each next one: :func:`iter_events` moves it on)."""
+        return time.monotonic() + timeout if self.stream else attempt_deadline
+
+    def streamed(self, response: Any, body: Any) -> httpx.Response:
+        """The open answer handed to the SDK, its body reachable by :func:`iter_events`."""
+        return httpx.Response(
+            200,
+            headers=self.headers,
+            stream=body,
+            extensions={**response.extensions, "sigla.body": body},
+        )
+
+    def keep(self, piece: bytes) -> bool:
+        """Keep a piece of a whole answer; whether to read on (raises when a 2xx is too big)."""
+        self._pieces.append(piece)
+        self._size += len(piece)
+        if self._size <= self.limit:
             return True
         if self.truncate or self.refuse:
             return False
@@ -188,9 +206,9 @@ class _Plan:
             "max_response_bytes if such answers are expected."
         )
 
-    def answer(
-        self, request: httpx.Request, status: int, content: bytes, extensions: Any
-    ) -> httpx.Response:
+    def answer(self, request: httpx.Request, status: int, extensions: Any) -> httpx.Response:
+        """The whole answer as the SDK gets it (or the refusal of a non-stream)."""
+        content = b"".join(self._pieces)
         if self.refuse:
             said = content[:200].decode("utf-8", "replace").strip()
             raise InvalidResponseError(self.refuse + (f" It said: {said!r}" if said else ""))
@@ -271,30 +289,20 @@ class _Transport(httpx.BaseTransport):
             DEADLINE.reset(token)
         try:
             plan = _Plan(request, response.status, response.headers, self._wire)
-            if plan.stream:
-                deadline = time.monotonic() + timeout  # from here, per event (iter_events)
+            deadline = plan.body_deadline(deadline, timeout)
             body = Body(response.stream, plan.inflater, deadline, plan.where)
         except BaseException:
             response.close()
             raise
         if plan.stream:
-            return httpx.Response(
-                200,
-                headers=plan.headers,
-                stream=body,
-                extensions={**response.extensions, "sigla.body": body},
-            )
-        pieces: list[bytes] = []
-        size = 0
+            return plan.streamed(response, body)
         try:
             for piece in body:
-                pieces.append(piece)
-                size += len(piece)
-                if not plan.take(pieces, size):
+                if not plan.keep(piece):
                     break
         finally:
             response.close()
-        return plan.answer(request, response.status, b"".join(pieces), response.extensions)
+        return plan.answer(request, response.status, response.extensions)
 
     def close(self) -> None:
         self._pool.close()
@@ -318,30 +326,20 @@ class _AsyncTransport(httpx.AsyncBaseTransport):
             DEADLINE.reset(token)
         try:
             plan = _Plan(request, response.status, response.headers, self._wire)
-            if plan.stream:
-                deadline = time.monotonic() + timeout
+            deadline = plan.body_deadline(deadline, timeout)
             body = AsyncBody(response.stream, plan.inflater, deadline, plan.where)
         except BaseException:
             await response.aclose()
             raise
         if plan.stream:
-            return httpx.Response(
-                200,
-                headers=plan.headers,
-                stream=body,
-                extensions={**response.extensions, "sigla.body": body},
-            )
-        pieces: list[bytes] = []
-        size = 0
+            return plan.streamed(response, body)
         try:
             async for piece in body:
-                pieces.append(piece)
-                size += len(piece)
-                if not plan.take(pieces, size):
+                if not plan.keep(piece):
                     break
         finally:
             await response.aclose()
-        return plan.answer(request, response.status, b"".join(pieces), response.extensions)
+        return plan.answer(request, response.status, response.extensions)
 
     async def aclose(self) -> None:
         await self._pool.aclose()
