@@ -30,6 +30,7 @@ __all__ = [
     "normalise_endpoint",
     "on_github_models",
     "RETIRED_SWITCH",
+    "successor_switches",
     "resolve_settings",
 ]
 
@@ -157,11 +158,14 @@ class Settings:
         return tuple(s for s in found if s is not None)
 
 
+def successor_switches() -> str:
+    """The one-line switches to GitHub Models' successors, for a sentence of a message."""
+    return "; ".join(f"{where}: `{line}`" for where, line in C.SUCCESSOR_SWITCHES)
+
+
 RETIRED_SWITCH = (
     f"Note: GitHub Models was retired on {C.GITHUB_MODELS_RETIRED_ON}, so even a valid GitHub "
-    "token gets no answer there. Switch with one line: "
-    + "; ".join(f"{where}: `{line}`" for where, line in C.SUCCESSOR_SWITCHES)
-    + "."
+    f"token gets no answer there. Switch with one line: {successor_switches()}."
 )
 
 
@@ -178,8 +182,8 @@ def mask_userinfo(url: str) -> str:
     """``https://user:secret@host/x?key=k`` → ``https://***@host/x?key=***``, for messages."""
     try:
         parts = urlsplit(url)
-    except ValueError:
-        return "(an endpoint that is not a valid URL)"
+    except ValueError:  # not a URL one can take apart: mask what looks like userinfo
+        return re.sub(r"//[^/@]*@", "//***@", url)
     if "@" in parts.netloc:
         parts = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2])
     if parts.query:
@@ -249,10 +253,10 @@ def _credential(
     if arg is not None and arg.reveal().strip():
         sources["token"] = "argument"
         return Secret(arg.reveal().strip())
-    for var in spec.credential_envs:
-        if env.get(var, "").strip():
-            sources["token"] = f"environment variable {var}"
-            return Secret(env[var].strip())
+    value, var = _first_env(env, spec.credential_envs)
+    if value is not None:
+        sources["token"] = f"environment variable {var}"
+        return Secret(value)
     if spec.use_gh_cli:
         found = as_secret(gh_token())
         if found is not None:
@@ -278,7 +282,7 @@ def _check_endpoint_syntax(url: str, source: str) -> None:
     ``http://[::1`` or ``http://host:99999`` would otherwise fail on the first call, as a
     raw ``ValueError`` or as a connection error blamed on the network.
     """
-    shown = re.sub(r"//[^/@]*@", "//***@", url)[:200]  # never echo a password in the URL
+    shown = mask_userinfo(url)[:200]  # never echo a password or key in the URL
     example = "e.g. https://models.github.ai/inference or http://127.0.0.1:8765/inference"
     bad = _UNSENDABLE.search(url)
     if bad:

@@ -20,13 +20,6 @@ __all__ = ["ROLES", "build_call", "build_messages", "check_sampling"]
 ROLES = ("system", "user", "assistant", "tool")
 
 
-# Bounds of the integer options (_constants.MAX_TOKENS_LIMIT, SEED_RANGE): a value a
-# server cannot parse fails here, not as a 400 blamed on the service.
-MAX_TOKENS_LIMIT = C.MAX_TOKENS_LIMIT
-SEED_RANGE = C.SEED_RANGE
-_shown = shown
-
-
 def _surrogate_at(text: str) -> int | None:
     """Where ``text`` has a lone surrogate, which cannot be encoded as UTF-8, or None."""
     if text.isascii():  # O(1) in CPython: most text is done here
@@ -75,12 +68,12 @@ def _check_message(i: int, message: Any) -> dict[str, Any]:
     where = f"messages[{i}]"
     if not isinstance(message, Mapping) or "role" not in message:
         raise InvalidRequestError(
-            f"{where} must be a dict with 'role' and 'content', got {_shown(message)}."
+            f"{where} must be a dict with 'role' and 'content', got {shown(message)}."
         )
     raw_role = message["role"]
     if not isinstance(raw_role, str):
         raise InvalidRequestError(
-            f"{where}['role'] must be a str (one of {', '.join(ROLES)}), got {_shown(raw_role)}."
+            f"{where}['role'] must be a str (one of {', '.join(ROLES)}), got {shown(raw_role)}."
         )
     role = raw_role.lower()
     if role == "developer":
@@ -90,7 +83,7 @@ def _check_message(i: int, message: Any) -> dict[str, Any]:
         )
     if role not in ROLES:
         raise InvalidRequestError(
-            f"{where}: unknown role {_shown(raw_role)} (use one of {', '.join(ROLES)})."
+            f"{where}: unknown role {shown(raw_role)} (use one of {', '.join(ROLES)})."
         )
     content = message.get("content")
     # An assistant turn that only calls tools has no text (OpenAI sends content: null).
@@ -105,7 +98,7 @@ def _check_message(i: int, message: Any) -> dict[str, Any]:
     if content is not None and not isinstance(content, str) and not parts:
         raise InvalidRequestError(
             f"{where}['content'] must be a str or a list of content parts such as "
-            f"{{'type': 'text', 'text': '...'}}, got {_shown(content)}."
+            f"{{'type': 'text', 'text': '...'}}, got {shown(content)}."
         )
     _check_strings(where, message)
     return {**message, "role": role}
@@ -120,7 +113,7 @@ def build_messages(
     """
     if system is not None:
         if not isinstance(system, str):
-            raise InvalidRequestError(f"system must be a str, got {_shown(system)}.")
+            raise InvalidRequestError(f"system must be a str, got {shown(system)}.")
         _check_text("system", system)
     if messages is not None:
         if prompt is not None:
@@ -132,7 +125,7 @@ def build_messages(
         if not items:
             raise InvalidRequestError(
                 "messages= must be a non-empty list of {'role': ..., 'content': ...} dicts, "
-                f"got {_shown(messages)}."
+                f"got {shown(messages)}."
             )
         out = [_check_message(i, message) for i, message in enumerate(items)]
         if system is not None:
@@ -161,21 +154,21 @@ def check_sampling(
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidRequestError(f"{name} must be a number, got {_shown(value)}.")
+            raise InvalidRequestError(f"{name} must be a number, got {shown(value)}.")
         if not 0 <= value <= high:  # also refuses nan
-            raise InvalidRequestError(f"{name} must be between 0 and {high}, got {_shown(value)}.")
+            raise InvalidRequestError(f"{name} must be between 0 and {high}, got {shown(value)}.")
     for name, value, (low, high) in (
-        ("max_tokens", max_tokens, (1, MAX_TOKENS_LIMIT)),
-        ("seed", seed, SEED_RANGE),
+        ("max_tokens", max_tokens, (1, C.MAX_TOKENS_LIMIT)),  # bounds and why: _constants
+        ("seed", seed, C.SEED_RANGE),
     ):
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidRequestError(f"{name} must be an integer, got {_shown(value)}.")
+            raise InvalidRequestError(f"{name} must be an integer, got {shown(value)}.")
         if not low <= value <= high:
             what = "a positive integer" if name == "max_tokens" else "an integer"
             raise InvalidRequestError(
-                f"{name} must be {what} from {low} to {high}, got {_shown(value)}."
+                f"{name} must be {what} from {low} to {high}, got {shown(value)}."
             )
 
 
@@ -186,14 +179,14 @@ def _stop_words(stop: Any) -> list[str] | None:
     if isinstance(stop, str):
         words = [stop]
     elif isinstance(stop, (bytes, bytearray, Mapping)) or not isinstance(stop, Iterable):
-        raise InvalidRequestError(f"stop must be a str or a list of str, got {_shown(stop)}.")
+        raise InvalidRequestError(f"stop must be a str or a list of str, got {shown(stop)}.")
     else:
         words = list(stop)
     for i, word in enumerate(words):
         where = "stop" if isinstance(stop, str) else f"stop[{i}]"
         if not isinstance(word, str):
             raise InvalidRequestError(
-                f"{where} must be a str (stop takes a str or a list of str), got {_shown(word)}."
+                f"{where} must be a str (stop takes a str or a list of str), got {shown(word)}."
             )
         _check_text(where, word)
     return words

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import _constants as C
-from ._config import Settings
+from ._config import Settings, successor_switches
 from ._retry import describe_wait, retry_after_from_headers
 from .errors import (
     APIConnectionError,
@@ -49,7 +49,7 @@ __all__ = [
 _RETIRED = (
     "GitHub Models was retired on {date}; the service no longer answers ({detail}). "
     "Switch provider, with no code change: "
-    + "; ".join(f"{where}: `{line}`" for where, line in C.SUCCESSOR_SWITCHES).replace("{", "{{")
+    + successor_switches().replace("{", "{{")
     + ". See README.md, 'After GitHub Models'."
 )
 _CHECK_ENDPOINT = (

@@ -25,7 +25,7 @@ import click
 
 from . import __version__
 from . import _constants as C
-from ._config import PROVIDERS, on_github_models
+from ._config import PROVIDERS, on_github_models, successor_switches
 from ._notices import Verbosity, stderr_is_terminal
 from ._notices import notices as _notices
 from .errors import ConfigurationError, InvalidRequestError, LLMError, MissingTokenError
@@ -45,9 +45,6 @@ EXIT_BROKEN_PIPE = 141  # what a shell reports for a writer whose reader went aw
 
 _VERBOSITY_KEY = "sigla.verbosity"  # the group's -v/-q, in the context's shared meta
 
-# The one-line switches of README's "After GitHub Models", shown when a newcomer's default
-# configuration points at the retired service.
-_SWITCHES = C.SUCCESSOR_SWITCHES
 
 # -- help texts, built from the provider table so that every command says the same
 
@@ -130,7 +127,7 @@ def _in_cli_words(message: str) -> str:
 
 
 def _retirement_sentence() -> str:
-    switches = "; ".join(f"{where}: `{line}`" for where, line in _SWITCHES)
+    switches = successor_switches()
     return (
         f"GitHub Models itself was retired on {C.GITHUB_MODELS_RETIRED_ON}: switch provider "
         f"with one line ({switches}), then check with `sigla doctor` "
@@ -401,11 +398,11 @@ def models(provider: str | None, endpoint: str | None) -> None:
 
 
 def _retirement_rows() -> list[str]:
-    width = max(len(where) for where, _ in _SWITCHES)
+    width = max(len(where) for where, _ in C.SUCCESSOR_SWITCHES)
     return [
         f"retired       GitHub Models (models.github.ai) was retired on "
         f"{C.GITHUB_MODELS_RETIRED_ON}; switch provider with one line:",
-        *(f"                {where:<{width}}  {line}" for where, line in _SWITCHES),
+        *(f"                {where:<{width}}  {line}" for where, line in C.SUCCESSOR_SWITCHES),
         "              then run `sigla doctor` again (README.md, 'After GitHub Models').",
     ]
 
