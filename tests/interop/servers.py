@@ -5,7 +5,6 @@ Kept apart from ``conftest.py`` so the test modules can import them.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import conftest  # tests/conftest.py: the main suite's helpers
 import httpx
 import pytest
 
@@ -226,34 +226,9 @@ class SleepRecorder:
         self.sleeps.append(seconds)
 
 
-def run_chat(llm: GitHubLLM, mode: str, *args: Any, **kwargs: Any) -> str:
-    if mode == "sync":
-        return llm.chat(*args, **kwargs)
-    return asyncio.run(llm.achat(*args, **kwargs))
-
-
-def run_stream(
-    llm: GitHubLLM, mode: str, *args: Any, **kwargs: Any
-) -> tuple[list[str], LLMError | None]:
-    """The pieces a stream yielded, and the sigla error that ended it (None if it finished)."""
-    pieces: list[str] = []
-    if mode == "sync":
-        try:
-            for piece in llm.stream(*args, **kwargs):
-                pieces.append(piece)
-        except LLMError as error:
-            return pieces, error
-        return pieces, None
-
-    async def consume() -> LLMError | None:
-        try:
-            async for piece in llm.astream(*args, **kwargs):
-                pieces.append(piece)
-        except LLMError as error:
-            return error
-        return None
-
-    return pieces, asyncio.run(consume())
+# The sync-or-async call helpers of the main suite, one definition (tests/conftest.py).
+run_chat = conftest.run_chat
+run_stream = conftest.run_stream
 
 
 def catch(call: Callable[[], object]) -> LLMError:
