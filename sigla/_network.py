@@ -191,8 +191,9 @@ class Inflater:
         return self._zlib.flush() if self._zlib is not None else b""
 
 
-class Body(httpx.SyncByteStream):
-    """A response body read under a deadline (settable between reads) and decoded in bounds."""
+class _Reading:
+    """What both body twins hold: the raw stream, its decoder, and the deadline (settable
+    between reads: the event reader moves it on after each event)."""
 
     def __init__(self, raw: Any, inflater: Inflater, deadline: float, where: str) -> None:
         self._raw = raw
@@ -200,11 +201,18 @@ class Body(httpx.SyncByteStream):
         self.deadline = deadline
         self._where = where
 
+    def _check_deadline(self) -> None:
+        if time.monotonic() >= self.deadline:
+            raise httpx.ReadTimeout(f"{self._where} did not finish answering in time")
+
+
+class Body(_Reading, httpx.SyncByteStream):
+    """A response body read under a deadline and decoded in bounds."""
+
     def __iter__(self) -> Iterator[bytes]:
         chunks = iter(self._raw)
         while True:
-            if time.monotonic() >= self.deadline:
-                raise httpx.ReadTimeout(f"{self._where} did not finish answering in time")
+            self._check_deadline()
             token = DEADLINE.set(self.deadline)
             try:
                 chunk = next(chunks, None)
@@ -223,20 +231,13 @@ class Body(httpx.SyncByteStream):
             close()
 
 
-class AsyncBody(httpx.AsyncByteStream):
+class AsyncBody(_Reading, httpx.AsyncByteStream):
     """Async twin of :class:`Body`."""
-
-    def __init__(self, raw: Any, inflater: Inflater, deadline: float, where: str) -> None:
-        self._raw = raw
-        self._inflater = inflater
-        self.deadline = deadline
-        self._where = where
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         chunks = self._raw.__aiter__()
         while True:
-            if time.monotonic() >= self.deadline:
-                raise httpx.ReadTimeout(f"{self._where} did not finish answering in time")
+            self._check_deadline()
             token = DEADLINE.set(self.deadline)
             try:
                 chunk = await chunks.__anext__()
