@@ -200,6 +200,12 @@ class _Reading:
         self._inflater = inflater
         self.deadline = deadline
         self._where = where
+        self.on_close: Any = None  # left (its ``leave()``) once the body is closed
+
+    def _closed(self) -> None:
+        gate, self.on_close = self.on_close, None
+        if gate is not None:
+            gate.leave()
 
     def _check_deadline(self) -> None:
         if time.monotonic() >= self.deadline:
@@ -226,9 +232,12 @@ class Body(_Reading, httpx.SyncByteStream):
             yield tail
 
     def close(self) -> None:
-        close = getattr(self._raw, "close", None)
-        if close is not None:
-            close()
+        try:
+            close = getattr(self._raw, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._closed()
 
 
 class AsyncBody(_Reading, httpx.AsyncByteStream):
@@ -252,6 +261,9 @@ class AsyncBody(_Reading, httpx.AsyncByteStream):
             yield tail
 
     async def aclose(self) -> None:
-        aclose = getattr(self._raw, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        try:
+            aclose = getattr(self._raw, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            self._closed()
