@@ -6,7 +6,7 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 
-LLM = ["mistralai>=1.12,<4", "httpx>=0.27,<1", "httpcore>=1,<2"]
+LLM = ["mistralai>=1.12,<4", "httpx>=0.27,<1", "httpcore>=1,<2", "tqdm>=4.66"]
 SERVER = ["fastapi>=0.110", "uvicorn>=0.29"]
 DEV = [
     *LLM,

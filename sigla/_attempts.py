@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from ._cancel import check_cancelled
 from ._config import Settings
 from ._core import StreamAssembler, Usage
 from ._limits import Admission, Limiter, estimate_tokens
@@ -152,6 +153,7 @@ class Attempts:
         if budget is not None and not budget.allows(delay):
             note = f"The next wait would pass total_timeout={self.total_timeout:g} s."
             raise detached(self._gave_up(error, attempt, note))
+        check_cancelled()  # a batch hit by Ctrl-C: no retry
         self.usage.add(retries=1)
         return delay
 

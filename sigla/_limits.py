@@ -16,6 +16,7 @@ limit unless one is given, and sigla adapts to their 429s instead.
 from __future__ import annotations
 
 import bisect
+import contextvars
 import logging
 import re
 import threading
@@ -39,6 +40,7 @@ __all__ = [
     "Admission",
     "estimate_tokens",
     "limiter_for",
+    "PATIENT",
 ]
 
 logger = logging.getLogger("sigla")
@@ -293,13 +295,16 @@ class Limiter:
         )
 
     def acquire(self, timeout: float) -> None:
-        """Take a concurrent-request slot, waiting in this thread up to ``timeout`` s."""
-        if self.slots is not None and not self.slots.acquire(timeout):
+        """Take a concurrent-request slot, waiting in this thread up to ``timeout`` s
+        (without bound inside a batch, which keeps its own count: :data:`PATIENT`)."""
+        wait = None if PATIENT.get() else timeout
+        if self.slots is not None and not self.slots.acquire(wait):
             raise self._no_slot(timeout)
 
     async def aacquire(self, timeout: float) -> None:
         """Take a concurrent-request slot without blocking the event loop (no polling)."""
-        if self.slots is not None and not await self.slots.aacquire(timeout):
+        wait = None if PATIENT.get() else timeout
+        if self.slots is not None and not await self.slots.aacquire(wait):
             raise self._no_slot(timeout)
 
     def release(self) -> None:
@@ -465,6 +470,10 @@ class Admission:
 # GitHub's concurrency 429 states its cap: "Rate limit of 2 per 0s exceeded for ..."
 _STATED_CAP = re.compile(r"Rate limit of (\d{1,4}) per 0s")
 
+
+PATIENT: contextvars.ContextVar[bool] = contextvars.ContextVar("sigla_patient", default=False)
+"""Set in a batch's workers: they wait for a concurrent slot as long as it takes (the
+engine runs at most one request more than the slots, so the wait is one answer long)."""
 
 _registry: weakref.WeakValueDictionary[tuple[str, str, str], Limiter] = (
     weakref.WeakValueDictionary()

@@ -79,8 +79,9 @@ class Slots:
             return True
         return False
 
-    def acquire(self, timeout: float) -> bool:
-        """Take a slot, waiting in this thread up to ``timeout`` s; whether one was taken."""
+    def acquire(self, timeout: float | None) -> bool:
+        """Take a slot, waiting in this thread up to ``timeout`` s (None: no bound);
+        whether one was taken."""
         with self._lock:
             if self._take_now():
                 return True
@@ -95,7 +96,7 @@ class Slots:
             raise
         return self._abandon(waiter, keep=True)
 
-    async def aacquire(self, timeout: float) -> bool:
+    async def aacquire(self, timeout: float | None) -> bool:
         """Take a slot without blocking the event loop, waiting up to ``timeout`` s."""
         import asyncio
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from . import _constants as C
 from ._attempts import Attempts, check_total_timeout
+from ._batch import BatchMethods
 from ._catalog import ModelInfo, catalog_url, parse_catalog
 from ._config import Settings, as_secret, resolve_settings
 from ._core import (
@@ -45,6 +46,7 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    BatchError,
     ConfigurationError,
     ContentFilteredError,
     GitHubModelsRetiredError,
@@ -55,6 +57,7 @@ from .errors import (
     MissingDependencyError,
     MissingTokenError,
     ModelNotFoundError,
+    NotAttemptedError,
     PermissionDeniedError,
     RateLimitError,
     ServerError,
@@ -89,6 +92,8 @@ __all__ = [
     "InvalidResponseError",
     "ContentFilteredError",
     "StreamError",
+    "BatchError",
+    "NotAttemptedError",
 ]
 
 logger = logging.getLogger("sigla")
@@ -104,7 +109,7 @@ async def _asyncio_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-class GitHubLLM:
+class GitHubLLM(BatchMethods):
     """A chat model: ``chat()`` returns text, ``stream()`` yields it as it arrives.
 
     Example::
