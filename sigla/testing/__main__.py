@@ -15,7 +15,7 @@ import textwrap
 import threading
 from typing import Any
 
-from ._contract import FAULTS
+from ._contract import _REPLY_MODES, FAULTS
 from ._fake import FakeGitHubModels
 
 _PROG = "python -m sigla.testing"
@@ -81,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-delay", type=float, default=0.05, help="seconds between chunks")
     parser.add_argument("--rpm", type=int, default=None, help="requests per minute to enforce")
     parser.add_argument(
+        "--reply",
+        choices=_REPLY_MODES,
+        default="echo",
+        help="unscripted replies: 'echo' the last user message, or 'extractive': its first "
+        "sentence of each paragraph, like a summary (default: echo)",
+    )
+    parser.add_argument(
         "--fail",
         action="append",
         default=[],
@@ -94,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         latency=args.latency,
         chunk_delay=args.chunk_delay,
         rpm=args.rpm,
+        reply_mode=args.reply,
     )
     scripted: list[str] = []
     for spec in args.fail:

@@ -23,7 +23,9 @@ from ._contract import (
     _FAULT_PARAMS,
     _MODEL_FORMAT_BODY,
     _MODIFIERS,
+    _REPLY_MODES,
     FAULTS,
+    ReplyMode,
     Retirement,
     Route,
     StreamStyle,
@@ -36,8 +38,8 @@ from ._payloads import (
     _bad_credentials,
     _completion_body,
     _default_catalog,
+    _default_reply,
     _dumps,
-    _echo,
     _embeddings_body,
     _error,
     _estimate_tokens,
@@ -137,6 +139,10 @@ class FakeGitHubModels:
       ``finish_reason`` chunk), ``"azure"`` (same, first chunk has ``"model": ""``) or
       ``"openai"`` (no filter chunk; usage in a last ``choices: []`` chunk when the
       request sets ``stream_options.include_usage``).
+    - ``reply_mode``: what an unscripted chat request gets: ``"echo"`` (``"Echo: <last user
+      message>"``) or ``"extractive"`` (the first sentence of each paragraph of the last user
+      message, one per line, with a leading list marker or id such as ``[cap-12]`` kept), so
+      that a summarising program's output reads like a summary. Usage counts what is sent.
     - ``rpm`` / ``daily``: requests per model per token in a sliding 60 s / 24 h window
       measured with ``clock``; over it, a 429 with the real headers. ``None``: off.
     - ``concurrency``: chat and embeddings requests in flight per token (a stream is in
@@ -158,6 +164,7 @@ class FakeGitHubModels:
         latency: float = 0.0,
         chunk_delay: float = 0.0,
         stream_style: StreamStyle = "github",
+        reply_mode: ReplyMode = "echo",
         rpm: int | None = None,
         concurrency: int | None = None,
         daily: int | None = None,
@@ -175,6 +182,7 @@ class FakeGitHubModels:
         self.latency = latency
         self.chunk_delay = chunk_delay
         self.stream_style: StreamStyle = stream_style
+        self.reply_mode = reply_mode
         self.rpm = rpm
         self.concurrency = concurrency
         self.daily = daily
@@ -195,6 +203,17 @@ class FakeGitHubModels:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def reply_mode(self) -> ReplyMode:
+        """The reply to unscripted chat requests: ``"echo"`` or ``"extractive"`` (settable)."""
+        return self._reply_mode
+
+    @reply_mode.setter
+    def reply_mode(self, mode: ReplyMode) -> None:
+        if mode not in _REPLY_MODES:
+            raise ValueError(f"reply_mode must be 'echo' or 'extractive', not {mode!r}")
+        self._reply_mode: ReplyMode = mode
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -600,7 +619,7 @@ class FakeGitHubModels:
     def _outcome(
         self, body: dict[str, Any], model: str, prompt_tokens: int, fault: _Fault | None
     ) -> _Outcome:
-        """Check 7: what to say — a content-filter fault, a scripted reply, or the echo."""
+        """Check 7: what to say — a content-filter fault, a scripted reply, or the default."""
         served, mistral = _served_name(model)
         fingerprint = _fingerprint(model, mistral)
         flagged = None
@@ -615,7 +634,7 @@ class FakeGitHubModels:
             with self._lock:
                 scripted = self._replies.popleft() if self._replies else None
             if scripted is None:
-                text, finish = _echo(body)
+                text, finish = _default_reply(body, self._reply_mode)
                 pieces = _split_pieces(text)
             else:
                 text, finish, usage = scripted.text, scripted.finish_reason, scripted.usage

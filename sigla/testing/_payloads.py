@@ -41,8 +41,8 @@ __all__ = [
     "_completion_body",
     "_default_catalog",
     "_model_list",
+    "_default_reply",
     "_dumps",
-    "_echo",
     "_embeddings_body",
     "_error",
     "_estimate_tokens",
@@ -399,13 +399,42 @@ def _message_texts(body: Mapping[str, Any]) -> list[str]:
     return [_content_text(m.get("content")) for m in messages if isinstance(m, dict)]
 
 
-def _echo(body: Mapping[str, Any]) -> tuple[str, str]:
-    """The default reply: an echo of the last user message, honouring stop and max_tokens."""
+# A paragraph's leading list marker or id ("- ", "2. ", "3) ", "[cap-12] "), kept but never
+# taken for the end of its first sentence.
+_LEADING_MARKERS = re.compile(r"(?:[-*+\u2022]\s+|\d+[.)]\s+|\[[^\]\n]*\]\s*)*")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|\Z)")
+_BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
+
+
+def _first_sentences(text: str) -> str:
+    """The first sentence of each paragraph (paragraphs end at blank lines), one per line.
+
+    A sentence ends at ``.``, ``!`` or ``?`` followed by whitespace or the end; a paragraph
+    without one is kept whole. Whitespace inside a sentence is collapsed to single spaces.
+    """
+    sentences = []
+    for paragraph in _BLANK_LINE.split(text):
+        flat = " ".join(paragraph.split())
+        if not flat:
+            continue
+        marker = _LEADING_MARKERS.match(flat)
+        end = _SENTENCE_END.search(flat, marker.end() if marker else 0)
+        sentences.append(flat[: end.end()] if end else flat)
+    return "\n".join(sentences)
+
+
+def _default_reply(body: Mapping[str, Any], mode: str = "echo") -> tuple[str, str]:
+    """The unscripted reply to the last user message, honouring ``stop`` and ``max_tokens``.
+
+    ``mode`` ``"echo"``: ``"Echo: <message>"``; ``"extractive"``: its first sentences
+    (:func:`_first_sentences`), so that a summarising client's output reads like a summary.
+    """
     last = ""
     for message in body.get("messages") or []:
         if isinstance(message, dict) and message.get("role") == "user":
             last = _content_text(message.get("content"))
-    text, finish = f"Echo: {last}", "stop"
+    text = _first_sentences(last) if mode == "extractive" else f"Echo: {last}"
+    finish = "stop"
     stop = body.get("stop")
     stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str) and s]
     cuts = [text.find(s) for s in stops if s and s in text]
