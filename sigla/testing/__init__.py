@@ -26,7 +26,7 @@ Each inference request is checked in this order; the first check that answers wi
 2. the next scripted fault (:meth:`FakeGitHubModels.fail`; names in :data:`FAULTS`),
 3. ``?api-version=`` on the Azure route, then the bearer token (``401 Bad credentials``),
 4. the JSON body and, on GitHub routes, the ``{publisher}/{name}`` model id and the catalog,
-5. the enforced limits: ``concurrency``, ``rpm``, ``daily`` (429 with the real headers),
+5. the enforced limits: ``concurrency``, ``rpm``, ``daily``, ``tpm`` (429 with the real headers),
 6. the input size against ``max_input_tokens`` (``413 tokens_limit_reached``),
 7. the next scripted reply (:meth:`FakeGitHubModels.reply`), else the default reply of
    ``reply_mode``: ``"Echo: <last user message>"``, or with ``"extractive"`` the first

@@ -56,6 +56,13 @@ def _parse_fault(spec: str) -> tuple[str, int | None, dict[str, Any]]:
     return name.strip(), times, params
 
 
+def _positive(raw: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {raw!r}")
+    return int(raw)
+
+
 def _describe(name: str, times: int | None, params: dict[str, Any]) -> str:
     count = "every request" if times is None else f"x{times}"
     args = "".join(f", {k}={v}" for k, v in params.items())
@@ -79,7 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765, help="port (0: any free one)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before answering")
     parser.add_argument("--chunk-delay", type=float, default=0.05, help="seconds between chunks")
-    parser.add_argument("--rpm", type=int, default=None, help="requests per minute to enforce")
+    limits = parser.add_argument_group(
+        "enforced limits", "per token and model (concurrency: per token); over one, a 429"
+    )
+    limits.add_argument("--rpm", type=_positive, metavar="N", help="requests per minute")
+    limits.add_argument("--daily", type=_positive, metavar="N", help="requests per day")
+    limits.add_argument(
+        "--tpm",
+        type=_positive,
+        metavar="N",
+        help="estimated tokens per minute: input (characters / 4) plus max_tokens",
+    )
+    limits.add_argument("--concurrency", type=_positive, metavar="N", help="requests at once")
     parser.add_argument(
         "--reply",
         choices=_REPLY_MODES,
@@ -101,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         latency=args.latency,
         chunk_delay=args.chunk_delay,
         rpm=args.rpm,
+        daily=args.daily,
+        tpm=args.tpm,
+        concurrency=args.concurrency,
         reply_mode=args.reply,
     )
     scripted: list[str] = []

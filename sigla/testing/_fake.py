@@ -50,6 +50,7 @@ from ._payloads import (
     _model_list,
     _Outcome,
     _rate_limited,
+    _requested_tokens,
     _retirement,
     _served_name,
     _server_error,
@@ -122,6 +123,23 @@ class RecordedRequest:
 # --------------------------------------------------------------------------------------
 
 
+def _tokens_wait(booked: deque[tuple[float, int]], cost: int, limit: int, now: float) -> int | None:
+    """Whole seconds until ``cost`` more tokens fit under ``limit`` in the 60 s window that
+    ``booked`` ((time, tokens), oldest first, pruned here) describes; None if they fit now."""
+    while booked and booked[0][0] <= now - 60:
+        booked.popleft()
+    excess = sum(tokens for _at, tokens in booked) + cost - limit
+    if excess <= 0:
+        return None
+    if cost > limit:
+        return 60  # never fits: the whole window, as for a request over the real limit
+    for at, tokens in booked:
+        excess -= tokens
+        if excess <= 0:
+            return max(1, math.ceil(at + 60 - now))
+    raise AssertionError("unreachable: the booked tokens exceed the excess")
+
+
 class FakeGitHubModels:
     """A GitHub Models service on loopback, scriptable per request, for tests.
 
@@ -145,6 +163,13 @@ class FakeGitHubModels:
       that a summarising program's output reads like a summary. Usage counts what is sent.
     - ``rpm`` / ``daily``: requests per model per token in a sliding 60 s / 24 h window
       measured with ``clock``; over it, a 429 with the real headers. ``None``: off.
+    - ``tpm``: estimated tokens per model per token in a sliding 60 s window on ``clock``.
+      A request books its input estimate (as for ``max_input_tokens``) plus its
+      ``max_tokens`` (or ``max_completion_tokens``) when given, at arrival; over the limit,
+      a 429 of type ``UserByModelByMinuteTokens`` saying how many seconds until enough
+      tokens leave the window. A request estimated above ``tpm`` on its own never fits: its
+      429 asks for the whole window, 60 s, as the real services refuse a request larger
+      than the limit. Embeddings book their input. ``None``: off.
     - ``concurrency``: chat and embeddings requests in flight per token (a stream is in
       flight until its last byte); over it, a 429 with ``retry-after: 0``. ``None``: off.
     - ``tokens``: the accepted bearer tokens (kept only as SHA-256 digests); ``None``
@@ -153,7 +178,8 @@ class FakeGitHubModels:
       / 4); over it, ``413 tokens_limit_reached``. ``None``: off.
     - ``catalog``: the entries of ``GET /catalog/models`` and the model ids GitHub routes
       accept (case-insensitively); defaults to a realistic catalog of eight models.
-    - ``clock``: the time source of the ``rpm``/``daily`` windows, so tests can move time.
+    - ``clock``: the time source of the ``rpm``/``tpm``/``daily`` windows, so tests can move
+      time.
     """
 
     def __init__(
@@ -166,6 +192,7 @@ class FakeGitHubModels:
         stream_style: StreamStyle = "github",
         reply_mode: ReplyMode = "echo",
         rpm: int | None = None,
+        tpm: int | None = None,
         concurrency: int | None = None,
         daily: int | None = None,
         tokens: Iterable[str] | None = None,
@@ -184,6 +211,7 @@ class FakeGitHubModels:
         self.stream_style: StreamStyle = stream_style
         self.reply_mode = reply_mode
         self.rpm = rpm
+        self.tpm = tpm
         self.concurrency = concurrency
         self.daily = daily
         self.max_input_tokens = max_input_tokens
@@ -198,6 +226,7 @@ class FakeGitHubModels:
         self._retired: str | None = None
         self._minute: dict[tuple[str, str], deque[float]] = {}
         self._day: dict[tuple[str, str], deque[float]] = {}
+        self._minute_tokens: dict[tuple[str, str], deque[tuple[float, int]]] = {}
         self._in_flight: dict[str, int] = {}
         self._served: dict[str, list[int]] = {}  # model -> [requests, tokens] for x-ratelimit-*
         self._stopping = threading.Event()
@@ -358,6 +387,7 @@ class FakeGitHubModels:
             self._retired = None
             self._minute.clear()
             self._day.clear()
+            self._minute_tokens.clear()
             self._served.clear()
 
     # -- inspection --------------------------------------------------------------------
@@ -476,7 +506,7 @@ class FakeGitHubModels:
             return ex.send(refusal)
         assert model is not None
         token = inc.token_sha256 or ""
-        refusal = self._admit(token, model)
+        refusal = self._admit(token, model, _requested_tokens(body, inc.kind))
         if refusal is not None:
             return ex.send(refusal)
         ex.on_last_bytes = lambda: self._release(token)
@@ -516,8 +546,11 @@ class FakeGitHubModels:
 
     # -- limits ------------------------------------------------------------------------
 
-    def _admit(self, token: str, model: str) -> _Answer | None:
-        """Check 5: take an in-flight slot and a place in the rpm/daily windows, or refuse."""
+    def _admit(self, token: str, model: str, cost: int) -> _Answer | None:
+        """Check 5: take an in-flight slot and a place in the rpm/daily/tpm windows, or refuse.
+
+        ``cost`` is the request's estimated tokens, booked against ``tpm``.
+        """
         key = (token, model.lower())
         with self._lock:
             now = self._clock()
@@ -536,6 +569,13 @@ class FakeGitHubModels:
                 if len(times) >= limit:
                     wait = max(1, math.ceil(times[0] + span - now))
                     return _rate_limited(limit, span, kind, wait)
+            tpm = self.tpm
+            if tpm is not None:
+                booked = self._minute_tokens.setdefault(key, deque())
+                tokens_wait = _tokens_wait(booked, cost, tpm, now)
+                if tokens_wait is not None:
+                    return _rate_limited(tpm, 60, "UserByModelByMinuteTokens", tokens_wait)
+                booked.append((now, cost))
             for limit, _span, _kind, table in windows:
                 if limit is not None:
                     table[key].append(now)

@@ -51,6 +51,7 @@ __all__ = [
     "_json_answer",
     "_message_texts",
     "_rate_limited",
+    "_requested_tokens",
     "_retirement",
     "_served_name",
     "_server_error",
@@ -390,6 +391,21 @@ def _content_text(content: Any) -> str:
 
 def _estimate_tokens(texts: Iterable[str]) -> int:
     return math.ceil(sum(len(t) for t in texts) / 4)
+
+
+def _requested_tokens(body: Mapping[str, Any], kind: str | None) -> int:
+    """The tokens a request books against a tokens-per-minute limit, estimated on arrival.
+
+    Chat: its input as ``max_input_tokens`` counts it (ceil(characters of message contents /
+    4)) plus the output it allows (``max_tokens``, else ``max_completion_tokens``; 0 when
+    neither is a positive integer). Embeddings: the input texts, estimated the same way.
+    """
+    if kind == "embeddings":
+        raw = body.get("input")
+        return _estimate_tokens(str(item) for item in (raw if isinstance(raw, list) else [raw]))
+    allowed = (body.get("max_tokens"), body.get("max_completion_tokens"))
+    output = next((n for n in allowed if type(n) is int and n > 0), 0)
+    return _estimate_tokens(_message_texts(body)) + output
 
 
 def _message_texts(body: Mapping[str, Any]) -> list[str]:
