@@ -6,12 +6,18 @@ Like tests/test_testing.py, these talk raw HTTP to the double over 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import json
+import socket
+import threading
 from typing import Any
 
 import pytest
-from test_testing import CHAT, call, chat, events, text_of
+from test_testing import CHAT, TOKEN, _wait_for, call, chat, connect, events, text_of
 
 from sigla.testing import FakeGitHubModels
+from sigla.testing._http import _Handler
 
 # -- reply modes -------------------------------------------------------------------------
 
@@ -211,3 +217,184 @@ def test_tpm_can_be_changed_while_running() -> None:
         fake.tpm = 100
         assert call(fake, CHAT, chat("x" * 400)).status == 200
         assert call(fake, CHAT, chat("x")).status == 429
+
+
+# -- in-flight accounting ------------------------------------------------------------------
+
+
+def hold(fake: FakeGitHubModels, count: int, token: str = TOKEN) -> list[threading.Thread]:
+    """Put ``count`` streams in flight that stall until the double stops (no real waiting)."""
+    fake.fail("stream_stall", times=count, after=0, seconds=60)
+    before = fake.in_flight
+
+    def stalled_stream() -> None:
+        with contextlib.suppress(http.client.HTTPException, OSError):
+            call(fake, CHAT, chat(stream=True), token=token)
+
+    workers = [threading.Thread(target=stalled_stream) for _ in range(count)]
+    for worker in workers:
+        worker.start()
+    _wait_for(lambda: fake.in_flight == before + count)
+    return workers
+
+
+def test_max_in_flight_is_the_most_one_token_had_at_once() -> None:
+    fake = FakeGitHubModels().start()
+    assert fake.max_in_flight == 0
+    assert call(fake, CHAT, chat()).status == 200
+    assert fake.max_in_flight == 1
+    held = hold(fake, 3)
+    assert (fake.max_in_flight, fake.in_flight) == (3, 3)
+    fake.reset()  # forgets the past, not the requests still in flight
+    assert fake.max_in_flight == 3
+    fake.stop()  # cuts the stalls
+    for worker in held:
+        worker.join()
+    _wait_for(lambda: fake.in_flight == 0)  # the server's threads end after their clients
+    assert fake.max_in_flight == 3
+    fake.reset()
+    assert fake.max_in_flight == 0
+
+
+def test_max_in_flight_is_per_token_and_ignores_refused_and_non_inference_requests() -> None:
+    fake = FakeGitHubModels(concurrency=1).start()
+    held = hold(fake, 1, token="a") + hold(fake, 1, token="b")
+    assert fake.in_flight == 2
+    assert call(fake, CHAT, chat(), token="a").status == 429
+    assert call(fake, "/catalog/models", method="GET").status == 200
+    assert call(fake, CHAT, chat(model="nope/nope"), token="c").status == 404
+    assert fake.max_in_flight == 1
+    fake.stop()
+    for worker in held:
+        worker.join()
+    _wait_for(lambda: fake.in_flight == 0)
+
+
+class WriteSpy:
+    """Stands in for a handler's socket writer: notes ``fake.in_flight`` at every write."""
+
+    def __init__(self, raw: Any, notes: list[tuple[bytes, int]], fake: FakeGitHubModels):
+        self._raw, self._notes, self._fake = raw, notes, fake
+
+    def write(self, data: bytes) -> Any:
+        self._notes.append((bytes(data), self._fake.in_flight))
+        return self._raw.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+def test_the_slot_is_freed_before_the_bytes_that_complete_an_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that reads a whole answer (a stream up to its last event) and sends its next
+    request at once, on another connection, must never find its slot still taken."""
+    fake = FakeGitHubModels(concurrency=1)
+    answers: list[list[tuple[bytes, int]]] = []
+    setup = _Handler.setup
+
+    def spied_setup(handler: _Handler) -> None:
+        setup(handler)
+        answers.append([])
+        handler.wfile = WriteSpy(handler.wfile, answers[-1], fake)  # type: ignore[assignment]
+
+    monkeypatch.setattr(_Handler, "setup", spied_setup)
+    with fake:
+        assert call(fake, CHAT, chat()).status == 200
+        assert events(call(fake, CHAT, chat("a b c d", stream=True)).body)[-1] == "[DONE]"
+        fake.fail("stream_error_event", after=1)
+        assert "error" in events(call(fake, CHAT, chat("a b c d", stream=True)).body)[-1]
+    plain, streamed, errored = answers
+    assert plain[-1] == (plain[-1][0], 0) and b'"Echo: Hello"' in plain[-1][0]
+    for writes in (streamed, errored):
+        *during, last = writes
+        assert all(held == 1 for _data, held in during) and len(during) > 3
+        assert last[1] == 0 and last[0].endswith(b"\r\n0\r\n\r\n")
+    assert b"data: [DONE]" in streamed[-1][0]
+
+
+def test_back_to_back_clients_at_the_concurrency_cap_are_never_refused() -> None:
+    """N threads, each sending its next request (on a new connection) as soon as it has read
+    the previous answer, never meet a 429 at concurrency=N. Streams are read up to the
+    ``[DONE]`` event only, as SSE clients do."""
+    threads, rounds = 4, 25
+    statuses: list[int] = []
+
+    def client(k: int) -> None:
+        for j in range(rounds):
+            if j % 2:
+                statuses.append(call(fake, CHAT, chat(f"client {k} round {j}")).status)
+                continue
+            conn = connect(fake)
+            conn.request(
+                "POST",
+                CHAT,
+                body=json.dumps(chat(f"client {k} round {j} a b c", stream=True)),
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+            resp = conn.getresponse()
+            statuses.append(resp.status)
+            while resp.status == 200 and b"[DONE]" not in resp.readline():
+                pass
+            conn.close()
+
+    with FakeGitHubModels(concurrency=threads) as fake:
+        workers = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert len(statuses) == threads * rounds
+        assert statuses.count(429) == 0
+        assert 1 <= fake.max_in_flight <= threads
+        _wait_for(lambda: fake.in_flight == 0)
+
+
+def test_finished_at_is_set_once_the_answer_is_written_whole() -> None:
+    with FakeGitHubModels() as fake:
+        call(fake, CHAT, chat())
+        call(fake, CHAT, chat("a b c", stream=True))
+        call(fake, CHAT, chat(model="bad"))
+        # taken right after the last write, so possibly after the client has read it
+        _wait_for(lambda: all(r.finished_at for r in fake.requests))
+        plain, streamed, refused = fake.requests
+    for record in (plain, streamed, refused):
+        assert record.finished_at is not None and record.finished_at >= record.received_at
+    assert streamed.finished_at is not None and streamed.finished_at >= streamed.chunk_times[-1]
+
+
+def test_an_answer_cut_short_frees_its_slot_once_and_has_no_finished_at() -> None:
+    with FakeGitHubModels(concurrency=1) as fake:
+        fake.fail("stream_cut")  # on a plain request: the connection drops without an answer
+        with pytest.raises(http.client.RemoteDisconnected):
+            call(fake, CHAT, chat())
+        fake.fail("stream_cut", after=1)
+        with pytest.raises(http.client.IncompleteRead):
+            call(fake, CHAT, chat("a b c", stream=True))
+        fake.fail("disconnect")
+        with pytest.raises(http.client.RemoteDisconnected):
+            call(fake, CHAT, chat())
+        _wait_for(lambda: len(fake.requests) == 3 and fake.in_flight == 0)
+        assert [r.finished_at for r in fake.requests] == [None, None, None]
+        assert call(fake, CHAT, chat()).status == 200
+        assert (fake.in_flight, fake.max_in_flight) == (0, 1)
+
+
+def test_a_client_gone_mid_stream_frees_its_slot_once() -> None:
+    with FakeGitHubModels(concurrency=1, chunk_delay=0.01) as fake:
+        conn = connect(fake)
+        conn.request(
+            "POST",
+            CHAT,
+            body=json.dumps(chat(" ".join(["word"] * 200), stream=True)),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert conn.getresponse().status == 200
+        assert fake.in_flight == 1
+        conn.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+        conn.close()
+        _wait_for(lambda: fake.in_flight == 0)
+        assert fake.requests[0].finished_at is None
+        fake.chunk_delay = 0
+        assert call(fake, CHAT, chat()).status == 200
+        assert fake.in_flight == 0

@@ -88,9 +88,13 @@ class RecordedRequest:
     JSON). ``status`` is the HTTP status answered, ``0`` while the request is being worked
     on and for requests deliberately left without any answer (the ``disconnect`` fault):
     the log entry is swapped for an updated copy once the status is known, so read
-    ``fake.requests`` again rather than keeping an old entry. ``received_at`` and each
-    ``chunk_times`` entry are :func:`time.perf_counter` readings: when the request had been
-    read, and right after each SSE content event was written to the socket.
+    ``fake.requests`` again rather than keeping an old entry. ``received_at``, each
+    ``chunk_times`` entry and ``finished_at`` are :func:`time.perf_counter` readings: when
+    the request had been read, right after each SSE content event was written to the socket,
+    and right after the answer's last bytes were (``None`` while it is being written and for
+    an answer that never completed: a cut stream, a client gone). The in-flight slot is
+    freed just *before* those last bytes, so a client's next request may be read a moment
+    before ``finished_at`` is taken: allow for that when computing overlaps from the log.
     """
 
     method: str
@@ -103,6 +107,7 @@ class RecordedRequest:
     status: int
     received_at: float
     chunk_times: list[float] = field(default_factory=list)
+    finished_at: float | None = None
     token_sha256: str | None = field(default=None, repr=False)
 
     @property
@@ -145,8 +150,9 @@ class FakeGitHubModels:
 
     Start it with ``with FakeGitHubModels() as fake:`` (or :meth:`start`/:meth:`stop`) and
     point a client at :attr:`url`. Script answers with :meth:`reply`, :meth:`fail` and
-    :meth:`retire`; inspect what arrived with :attr:`requests` and what is still being
-    answered with :attr:`in_flight`.
+    :meth:`retire`; inspect what arrived with :attr:`requests`, what is still being
+    answered with :attr:`in_flight` and the most ever answered at once with
+    :attr:`max_in_flight`.
 
     Keyword options (all but ``host``, ``port``, ``tokens``, ``catalog`` and ``clock`` are
     plain attributes that a test may change while the double runs):
@@ -228,6 +234,7 @@ class FakeGitHubModels:
         self._day: dict[tuple[str, str], deque[float]] = {}
         self._minute_tokens: dict[tuple[str, str], deque[tuple[float, int]]] = {}
         self._in_flight: dict[str, int] = {}
+        self._max_in_flight = 0
         self._served: dict[str, list[int]] = {}  # model -> [requests, tokens] for x-ratelimit-*
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -379,8 +386,12 @@ class FakeGitHubModels:
             self._retired = name
 
     def reset(self) -> None:
-        """Forget queued replies and faults, the request log, retirement and the limit windows."""
+        """Forget queued replies and faults, the request log, retirement and the limit windows.
+
+        :attr:`max_in_flight` restarts from the requests still in flight.
+        """
         with self._lock:
+            self._max_in_flight = max(self._in_flight.values(), default=0)
             self._replies.clear()
             self._faults.clear()
             self._log.clear()
@@ -414,6 +425,16 @@ class FakeGitHubModels:
             return sum(self._in_flight.values())
 
     @property
+    def max_in_flight(self) -> int:
+        """The most inference requests one token had in flight at once, since creation or
+        :meth:`reset` (a stream counts until its last event).
+
+        For benchmarks of a client's parallelism: ``assert fake.max_in_flight <= 4``.
+        """
+        with self._lock:
+            return self._max_in_flight
+
+    @property
     def catalog(self) -> list[dict[str, Any]]:
         """A copy of the catalog served at ``GET /catalog/models``."""
         return json.loads(_dumps(self._catalog))
@@ -445,8 +466,13 @@ class FakeGitHubModels:
         )
         with self._lock:
             self._log.append(record)
+        update = self._log_updater(record)
         exchange = _Exchange(
-            self, handler, on_status=self._status_recorder(record), chunk_times=record.chunk_times
+            self,
+            handler,
+            on_status=lambda status: update(status=status),
+            on_finish=lambda at: update(finished_at=at),
+            chunk_times=record.chunk_times,
         )
         try:
             self._answer(exchange, incoming)
@@ -458,18 +484,19 @@ class FakeGitHubModels:
             else:
                 handler.close_connection = True
 
-    def _status_recorder(self, record: RecordedRequest) -> Callable[[int], None]:
-        """A callback that swaps ``record``'s log entry for a copy carrying the answered status."""
+    def _log_updater(self, record: RecordedRequest) -> Callable[..., None]:
+        """A callback that swaps ``record``'s log entry for a copy with the given fields
+        changed (``status``, ``finished_at``), each time it is called."""
         current = record
 
-        def set_status(status: int) -> None:
+        def update(**changes: Any) -> None:
             nonlocal current
-            current = self._set_status(current, status)
+            current = self._replace_entry(current, changes)
 
-        return set_status
+        return update
 
-    def _set_status(self, record: RecordedRequest, status: int) -> RecordedRequest:
-        updated = dataclasses.replace(record, status=status)
+    def _replace_entry(self, record: RecordedRequest, changes: dict[str, Any]) -> RecordedRequest:
+        updated = dataclasses.replace(record, **changes)
         with self._lock:
             for i in range(len(self._log) - 1, -1, -1):
                 if self._log[i] is record:
@@ -579,7 +606,8 @@ class FakeGitHubModels:
             for limit, _span, _kind, table in windows:
                 if limit is not None:
                     table[key].append(now)
-            self._in_flight[token] = self._in_flight.get(token, 0) + 1
+            held = self._in_flight[token] = self._in_flight.get(token, 0) + 1
+            self._max_in_flight = max(self._max_in_flight, held)
         return None
 
     def _release(self, token: str) -> None:

@@ -564,8 +564,9 @@ def _stream_events(
     """The SSE events of a streamed answer (contract §4), as (kind, bytes) pairs.
 
     kind is ``"content"`` for content events (timed in ``chunk_times``), ``"event"`` for
-    the others, and ``"cut"`` where the connection must be dropped. Events are built as
-    they are sent, so the first one leaves without waiting for the rest.
+    the others, ``"stall"`` for a pause (its bytes are the seconds) and ``"cut"`` where the
+    connection must be dropped. Events are built as they are sent (the writer looks one
+    ahead), so the first one leaves without waiting for the rest.
     """
     openai = style == "openai"
     created, chat_id = int(time.time()), "chatcmpl-" + uuid.uuid4().hex[:29]
