@@ -9,14 +9,22 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from test_testing import CHAT, TOKEN, _wait_for, call, chat, connect, events, text_of
 
 from sigla.testing import FakeGitHubModels
+from sigla.testing.__main__ import main as double_main
 from sigla.testing._http import _Handler
 
 # -- reply modes -------------------------------------------------------------------------
@@ -398,3 +406,253 @@ def test_a_client_gone_mid_stream_frees_its_slot_once() -> None:
         fake.chunk_delay = 0
         assert call(fake, CHAT, chat()).status == 200
         assert fake.in_flight == 0
+
+
+# -- python -m sigla.testing [options] -- CMD ----------------------------------------------
+
+REPO = Path(__file__).parents[1]
+
+
+def run_double(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sigla.testing", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=30,
+    )
+
+
+def start_double(*args: str) -> subprocess.Popen[str]:
+    """The double in its own session, as a shell runs a foreground job, so that a test can
+    send the whole group a terminal's Ctrl-C."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sigla.testing", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        start_new_session=True,
+    )
+
+
+def end_group(double: subprocess.Popen[str]) -> None:
+    """Kill whatever is left of the double's session (its command too, if orphaned)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(double.pid, signal.SIGKILL)
+    double.communicate()
+
+
+SHOW_ENVIRONMENT = """
+import json, os, sys
+names = ["SIGLA_LLM_PROVIDER", "SIGLA_LLM_ENDPOINT", "GITHUB_TOKEN", "MISTRAL_API_KEY",
+         "AZURE_API_KEY", "AZURE_ENDPOINT", "AZURE_API_VERSION", "SIGLA_LLM_API_KEY",
+         "SIGLA_LLM_MODEL", "KEPT"]
+print(json.dumps({name: os.environ.get(name) for name in names}))
+sys.exit(3)
+"""
+
+
+def test_a_command_runs_against_the_double_and_its_exit_status_is_returned() -> None:
+    env = {
+        **os.environ,
+        "SIGLA_LLM_PROVIDER": "mistral",
+        "SIGLA_LLM_ENDPOINT": "https://api.mistral.ai",
+        "GITHUB_TOKEN": "github_pat_real_one",
+        "MISTRAL_API_KEY": "real-mistral-key",
+        "AZURE_API_KEY": "real-azure-key",
+        "AZURE_ENDPOINT": "https://x.services.ai.azure.com/models",
+        "AZURE_API_VERSION": "2024-05-01-preview",
+        "SIGLA_LLM_API_KEY": "real-openai-key",
+        "SIGLA_LLM_MODEL": "openai/gpt-4o",
+        "KEPT": "yes",
+    }
+    done = run_double("--", sys.executable, "-c", SHOW_ENVIRONMENT, env=env)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr == ""
+    seen = json.loads(done.stdout)  # the child's output only: the double prints nothing
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/inference", seen.pop("SIGLA_LLM_ENDPOINT"))
+    assert seen == {
+        "SIGLA_LLM_PROVIDER": "github",
+        "GITHUB_TOKEN": "test",
+        "MISTRAL_API_KEY": None,
+        "AZURE_API_KEY": None,
+        "AZURE_ENDPOINT": None,
+        "AZURE_API_VERSION": None,
+        "SIGLA_LLM_API_KEY": None,
+        "SIGLA_LLM_MODEL": "openai/gpt-4o",  # still answered by the double
+        "KEPT": "yes",
+    }
+
+
+ASK_THE_DOUBLE = """
+import json, os, sys, urllib.error, urllib.request
+print(os.environ["SIGLA_LLM_ENDPOINT"], flush=True)
+request = urllib.request.Request(
+    os.environ["SIGLA_LLM_ENDPOINT"] + "/chat/completions",
+    data=json.dumps({"model": "openai/gpt-4o-mini",
+                     "messages": [{"role": "user", "content": sys.stdin.read()}]}).encode(),
+    headers={"Authorization": "Bearer " + os.environ["GITHUB_TOKEN"],
+             "Content-Type": "application/json"},
+)
+for _ in range(2):
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            print(json.load(response)["choices"][0]["message"]["content"])
+    except urllib.error.HTTPError as error:
+        print(error.code, error.headers["x-ratelimit-type"])
+print("to stderr", file=sys.stderr)
+"""
+
+
+def test_the_command_talks_to_the_double_through_the_shared_streams() -> None:
+    done = run_double(
+        "--reply",
+        "extractive",
+        "--rpm",
+        "1",
+        "--",
+        sys.executable,
+        "-c",
+        ASK_THE_DOUBLE,
+        stdin="First point. Detail.\n\n[cap-3] Second point! More.",
+    )
+    assert done.returncode == 0, done.stderr
+    url, *answer = done.stdout.splitlines()
+    assert answer == ["First point.", "[cap-3] Second point!", "429 UserByModelByMinute"]
+    assert done.stderr == "to stderr\n"
+    parts = urlsplit(url)
+    with pytest.raises(ConnectionRefusedError):  # the double stopped with the command
+        socket.create_connection((parts.hostname, parts.port), timeout=5).close()
+
+
+def test_the_limit_options_are_positive_whole_numbers() -> None:
+    for option in ("--tpm", "--concurrency", "--daily", "--rpm"):
+        for bad in ("0", "-1", "1.5"):
+            with pytest.raises(SystemExit) as exc:
+                double_main([option, bad, "--", "true"])
+            assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("options", "refusal"),
+    [
+        (["--tpm", "5"], "429 UserByModelByMinuteTokens"),  # 3 input tokens, then 3 more
+        (["--daily", "1"], "429 UserByModelByDay"),
+    ],
+)
+def test_the_limit_options_reach_the_double(options: list[str], refusal: str) -> None:
+    done = run_double(*options, "--", sys.executable, "-c", ASK_THE_DOUBLE, stdin="x" * 12)
+    assert done.stdout.splitlines()[1:] == ["Echo: xxxxxxxxxxxx", refusal]
+
+
+ASK_TWICE_AT_ONCE = """
+import json, os, threading, urllib.error, urllib.request
+def ask():
+    request = urllib.request.Request(
+        os.environ["SIGLA_LLM_ENDPOINT"] + "/chat/completions",
+        data=b'{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}',
+        headers={"Authorization": "Bearer " + os.environ["GITHUB_TOKEN"]},
+    )
+    try:
+        urllib.request.urlopen(request, timeout=10).close()
+        statuses.append("200")
+    except urllib.error.HTTPError as error:
+        statuses.append(f"{error.code} {error.headers['x-ratelimit-type']}")
+statuses = []
+first = threading.Thread(target=ask)
+first.start()
+ask()  # while the first waits out the latency
+first.join()
+print(sorted(statuses))
+"""
+
+
+def test_the_concurrency_and_latency_options_reach_the_double() -> None:
+    done = run_double(
+        "--concurrency", "1", "--latency", "0.5", "--", sys.executable, "-c", ASK_TWICE_AT_ONCE
+    )
+    assert done.stdout == "['200', '429 UserConcurrentRequests']\n", done.stderr
+
+
+def test_a_command_killed_by_a_signal_exits_128_plus_the_signal() -> None:
+    done = run_double(
+        "--", sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
+    )
+    assert done.returncode == 128 + signal.SIGTERM
+
+
+WAIT_FOR_CTRL_C = """
+import sys, time
+try:
+    print("ready", flush=True)
+    time.sleep(30)
+except KeyboardInterrupt:
+    print("child interrupted", flush=True)
+    sys.exit(5)
+"""
+
+
+def test_ctrl_c_reaches_the_command_and_the_double_waits_for_it() -> None:
+    double = start_double("--", sys.executable, "-c", WAIT_FOR_CTRL_C)
+    try:
+        assert double.stdout is not None and double.stdout.readline() == "ready\n"
+        os.killpg(double.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+        out, err = double.communicate(timeout=10)
+    finally:
+        end_group(double)
+    assert double.returncode == 5
+    assert out == "child interrupted\n"
+    assert err == ""  # no traceback from the double
+
+
+def test_a_command_stopped_by_ctrl_c_exits_130() -> None:
+    script = "import time; print('ready', flush=True); time.sleep(30)"
+    double = start_double("--", sys.executable, "-c", script)
+    try:
+        assert double.stdout is not None and double.stdout.readline() == "ready\n"
+        os.killpg(double.pid, signal.SIGINT)
+        _out, err = double.communicate(timeout=10)
+    finally:
+        end_group(double)
+    assert double.returncode == 128 + signal.SIGINT
+    assert "KeyboardInterrupt" in err  # the command's own traceback
+    assert "sigla" not in err  # and none from the double
+
+
+def test_sigterm_to_the_double_alone_is_passed_on_to_the_command() -> None:
+    double = start_double("--", sys.executable, "-c", WAIT_FOR_CTRL_C)
+    try:
+        assert double.stdout is not None and double.stdout.readline() == "ready\n"
+        double.send_signal(signal.SIGTERM)
+        _out, err = double.communicate(timeout=10)
+    finally:
+        end_group(double)
+    assert double.returncode == 128 + signal.SIGTERM
+    assert err == ""
+
+
+def test_a_missing_command_is_one_line_and_exit_127(capsys: pytest.CaptureFixture[str]) -> None:
+    assert double_main(["--", "sigla-no-such-command", "--flag"]) == 127
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "python -m sigla.testing: command not found: sigla-no-such-command\n"
+
+
+def test_nothing_after_the_separator_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert double_main(["--rpm", "3", "--"]) == 2
+    assert capsys.readouterr().err == "python -m sigla.testing: expected a command after '--'\n"
+
+
+def test_help_documents_running_a_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        double_main(["--help"])
+    out = capsys.readouterr().out
+    assert "[-- CMD [ARGS...]]" in out
+    assert "python -m sigla.testing -- pytest" in out
+    for option in ("--tpm", "--rpm", "--daily", "--concurrency", "--latency", "--reply"):
+        assert option in out
