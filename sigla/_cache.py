@@ -344,7 +344,7 @@ def parse_cache_url(text: str, source: str) -> CacheTarget:
         known = ", ".join(f"{known}://" for known in sorted(SCHEMES))
         raise ConfigurationError(
             f"The cache URL {shown(_masked(stripped))} (from {source}) has the unknown "
-            f"scheme {name!r}: known are {known}, or a plain file path."
+            f"scheme {name!r}: the known schemes are {known}; or give a plain file path."
         )
     return CacheTarget(name, scheme.parse(stripped, source), source)
 

@@ -26,9 +26,10 @@ __all__ = ["SQLiteCache"]
 
 logger = logging.getLogger("sigla")
 
+# A rowid table, not WITHOUT ROWID: SQLite advises the latter only for rows under ~200
+# bytes, and answers are often kilobytes.
 _SCHEMA = (
-    "CREATE TABLE responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
-    " WITHOUT ROWID",
+    "CREATE TABLE responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)",
     "CREATE INDEX responses_created ON responses (created)",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
