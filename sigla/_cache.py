@@ -14,7 +14,7 @@ from the cache and sends nothing. Three pieces, each replaceable on its own:
   threads and processes.
 
 Only answers that finished (``finish_reason`` ``stop`` or ``length``) are stored, with their
-usage; a filtered, cut or unfinished answer is asked again next time.
+usage; a filtered, refused or interrupted answer is asked again next time.
 """
 
 from __future__ import annotations
