@@ -28,7 +28,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["sigla", "sigla.*"]),
     package_data={"sigla": ["py.typed"]},
-    install_requires=["click>=8.1"],
+    install_requires=["click>=8.1", "platformdirs>=3"],  # platformdirs: cache=True's folder
     extras_require={"llm": LLM, "server": LLM + SERVER, "dev": DEV},
     entry_points={"console_scripts": ["sigla=sigla.cli:main"]},
     classifiers=[
