@@ -7,7 +7,7 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 
-LLM = ["mistralai>=1.12,<4", "httpx>=0.27,<1", "httpcore>=1,<2"]
+LLM = ["mistralai>=1.12,<4", "httpx>=0.27,<1", "httpcore>=1,<2", "tqdm>=4.66"]
 SERVER = ["fastapi>=0.110", "uvicorn>=0.29"]
 # mistral-common ships its tokenizer files: counting needs no download (about 37 MB installed,
 # with numpy, pydantic and tiktoken; loading the tokenizer takes 2-3 s, once per process).
@@ -32,7 +32,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["sigla", "sigla.*"]),
     package_data={"sigla": ["py.typed"]},
-    install_requires=["click>=8.1"],
+    install_requires=["click>=8.1", "platformdirs>=3"],  # platformdirs: cache=True's folder
     extras_require={
         "llm": LLM,
         "server": LLM + SERVER,

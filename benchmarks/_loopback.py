@@ -79,11 +79,14 @@ def _chunked(data: bytes) -> bytes:
 
 PIECES = [f"word{i} " for i in range(CHUNKS)]
 _STREAM_FIRST = _chunked(_event(PIECES[0]))
-_STREAM_REST = _chunked(
-    b"".join(_event(p) for p in PIECES[1:])
-    + _event(None, "stop", usage=True)
-    + b"data: [DONE]\n\n"
-) + b"0\r\n\r\n"
+_STREAM_REST = (
+    _chunked(
+        b"".join(_event(p) for p in PIECES[1:])
+        + _event(None, "stop", usage=True)
+        + b"data: [DONE]\n\n"
+    )
+    + b"0\r\n\r\n"
+)
 _PLAIN_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
     % len(_COMPLETION)

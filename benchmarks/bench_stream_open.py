@@ -234,12 +234,8 @@ def main() -> None:
             print(row(name, values, us))
         print(ratio_line("sigla / bare SDK", series["sigla"], series["bare SDK"]))
     results = [
-        result_line(
-            "stream_open", median(wall["sigla"]) / median(wall["bare SDK"]), TIME_TARGET
-        ),
-        result_line(
-            "stream_open_cpu", median(cpu["sigla"]) / median(cpu["bare SDK"]), TIME_TARGET
-        ),
+        result_line("stream_open", median(wall["sigla"]) / median(wall["bare SDK"]), TIME_TARGET),
+        result_line("stream_open_cpu", median(cpu["sigla"]) / median(cpu["bare SDK"]), TIME_TARGET),
     ]
     if held is not None:
         print(

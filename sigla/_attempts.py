@@ -12,13 +12,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from ._cancel import check_cancelled
 from ._config import Settings
-from ._core import StreamAssembler
-from ._limits import Admission, Limiter
+from ._core import StreamAssembler, Usage
+from ._limits import Admission, Limiter, estimate_tokens
 from ._retry import CallBudget, describe_wait, next_delay
 from ._streams import broken_stream
 from ._text import shown
 from ._translate import detached, excerpt
+from ._usage import UsageTotals
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -41,7 +43,7 @@ class Attempts:
     def __init__(
         self,
         settings: Settings,
-        limiter: Limiter | None,
+        limiter: Limiter,
         *,
         sleep: Callable[[float], object],
         async_sleep: Callable[[float], Awaitable[object]],
@@ -54,7 +56,8 @@ class Attempts:
         self.async_sleep = async_sleep
         self.retry_read_timeouts = retry_read_timeouts
         self.total_timeout = total_timeout
-        self._limiter = limiter
+        self.limiter = limiter
+        self.usage = UsageTotals()
         self._clock = clock
 
     def budget(self) -> CallBudget:
@@ -73,15 +76,29 @@ class Attempts:
             return {**call, "timeout_ms": max(1, int(timeout * 1000))}
         raise detached(error)
 
-    def admitted(self) -> Admission:
-        """Hold a limiter booking and a concurrent-request slot for one request."""
+    def admitted(self, call: dict[str, Any]) -> Admission:
+        """The gate of one attempt: the transport passes it right before sending ``call``
+        (limits, pause), and leaving the ``with`` block frees its slot as a last resort."""
+        limiter = self.limiter
         return Admission(
-            self._limiter,
+            limiter,
             max_wait=self.settings.max_retry_wait,
             sleep=self.sleep,
             async_sleep=self.async_sleep,
             label=self.settings.model,
+            tokens=estimate_tokens(call) if limiter.limits.tokens_per_minute else 0,
+            usage=self.usage,
         )
+
+    def succeeded(self, gate: Admission, usage: Usage | None) -> None:
+        """Count an answer: its tokens in the totals and in the limiter's budget."""
+        gate.succeeded(usage.total_tokens if usage is not None else None)
+        if usage is not None:
+            self.usage.add(
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                total_tokens=usage.total_tokens,
+            )
 
     def run(self, once: Callable[[CallBudget], T], what: str) -> T:
         """Run ``once`` until it succeeds or the retry policy gives up (sync)."""
@@ -136,6 +153,8 @@ class Attempts:
         if budget is not None and not budget.allows(delay):
             note = f"The next wait would pass total_timeout={self.total_timeout:g} s."
             raise detached(self._gave_up(error, attempt, note))
+        check_cancelled()  # a batch hit by Ctrl-C: no retry
+        self.usage.add(retries=1)
         return delay
 
     def _gave_up(self, error: LLMError, attempt: int, note: str = "") -> LLMError:

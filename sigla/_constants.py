@@ -36,6 +36,12 @@ RETRY_BASE_DELAY = 0.5  # first backoff step, doubled each attempt
 RETRY_MAX_BACKOFF = 8.0  # cap of the exponential backoff (not of Retry-After)
 GH_CLI_TIMEOUT = 5.0  # seconds given to `gh auth token`
 
+# The response cache (sigla/_cache.py): cache=True's file, inside the user's cache directory
+# (platformdirs), and how long a write waits for another process's write to end. Writes
+# take microseconds; 30 s of waiting means a process holds the file, not a busy batch.
+CACHE_FILE_NAME = "responses.sqlite"
+CACHE_BUSY_TIMEOUT = 30.0
+
 # Bounds of settings and options. Servers written in typed languages read numbers into
 # fixed-size ints (llama.cpp reads max_tokens into an int32; OpenAI-style schemas declare the
 # seed int64); no model writes anywhere near 2**31 tokens in one answer.

@@ -2,9 +2,11 @@
 
 GitHub Models enforced, per user and model, requests per minute, requests per day and
 concurrent requests (contract §6). A batch that ignores them spends its daily quota on
-refused requests. Before each request sigla books a slot in sliding one-minute and one-day
-windows (:meth:`Limiter.book` returns how long to wait; the caller sleeps, sync or async)
-and takes one of the concurrent-request slots until the answer or stream is finished.
+refused requests. Right before each request goes on the wire (retries too) sigla takes one
+of the concurrent-request slots until the answer is read or the stream finished, then books
+a slot in sliding one-minute and one-day windows, and in tokens per minute
+(:meth:`Limiter.book` returns how long to wait; the caller sleeps, sync or async). A 429
+that asks to wait pauses every request of the same budget.
 
 Defaults come from the provider: GitHub's tier table applies to GitHub's own endpoint; other
 providers and custom endpoints (proxies, local servers, the test double) get no client-side
@@ -14,16 +16,20 @@ limit unless one is given, and sigla adapts to their 429s instead.
 from __future__ import annotations
 
 import bisect
-import hashlib
+import contextvars
 import logging
 import re
 import threading
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from ._retry import describe_wait
-from .errors import InvalidRequestError, RateLimitError
+from ._slots import AdaptiveConcurrency, Slots
+from ._usage import UsageTotals
+from .errors import ConfigurationError, InvalidRequestError, RateLimitError
 
 __all__ = [
     "RateLimits",
@@ -32,14 +38,24 @@ __all__ = [
     "default_limits",
     "Limiter",
     "Admission",
+    "estimate_tokens",
     "limiter_for",
+    "PATIENT",
 ]
 
 logger = logging.getLogger("sigla")
 
 MINUTE = 60.0
 DAY = 86_400.0
-_CONCURRENCY_POLL = 0.02  # seconds between tries for a free slot on an event loop
+MARGIN = {MINUTE: 1.0, DAY: 60.0}  # seconds added to each window: clock and network skew
+CHARS_PER_TOKEN = 3  # conservative: English runs ~4 characters per token
+ANSWER_ESTIMATE = 1024  # tokens counted for an answer when a request sets no max_tokens
+ADAPTIVE_START = 4  # requests in flight a batch starts with when the cap is unknown
+ADAPTIVE_CEILING = 64
+
+
+_MOST = 10**12  # more than any service allows; bigger numbers are mistakes
+_FIELDS = ("requests_per_minute", "requests_per_day", "concurrent_requests", "tokens_per_minute")
 
 
 @dataclass(frozen=True)
@@ -47,40 +63,42 @@ class RateLimits:
     """Caps sigla keeps to on its side for one model; ``None`` means no cap.
 
     ``GitHubLLM(limits=RateLimits(requests_per_minute=10, concurrent_requests=2))``;
-    ``RateLimits()`` turns client-side limiting off.
+    ``RateLimits()`` turns client-side limiting off. ``tokens_per_minute`` counts each
+    request's estimated prompt tokens plus its ``max_tokens``, corrected by the usage the
+    answer reports (Azure deployments are limited in tokens per minute).
     """
 
     requests_per_minute: int | None = None
     requests_per_day: int | None = None
     concurrent_requests: int | None = None
+    tokens_per_minute: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("requests_per_minute", "requests_per_day", "concurrent_requests"):
+        for name in _FIELDS:
             value = getattr(self, name)
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
+                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MOST
             ):
                 try:
                     shown = repr(value)[:60]
                 except ValueError:  # an int too long to print
-                    shown = "a huge negative int"
+                    shown = "an int of thousands of digits"
                 raise InvalidRequestError(
-                    f"RateLimits.{name} must be a positive int or None, not {shown}"
+                    f"RateLimits.{name} must be a positive int (at most 10**12) or None, "
+                    f"not {shown}"
                 )
 
     @property
     def enabled(self) -> bool:
         """Whether any cap is set (``RateLimits()`` has none)."""
-        return any(
-            v is not None
-            for v in (self.requests_per_minute, self.requests_per_day, self.concurrent_requests)
-        )
+        return any(getattr(self, name) is not None for name in _FIELDS)
 
     def __str__(self) -> str:
         parts = [
             f"{self.requests_per_minute}/min" if self.requests_per_minute else "",
             f"{self.requests_per_day}/day" if self.requests_per_day else "",
             f"{self.concurrent_requests} concurrent" if self.concurrent_requests else "",
+            f"{self.tokens_per_minute} tokens/min" if self.tokens_per_minute else "",
         ]
         return ", ".join(p for p in parts if p) or "none"
 
@@ -130,39 +148,61 @@ def default_limits(provider: str, endpoint: str, model: str) -> tuple[RateLimits
 
 
 class Limiter:
-    """Books request slots for one model and credential, across threads and event loops."""
+    """One budget (endpoint, credential, model): its windows, slots, pause and learned cap.
+
+    Every request books here right before it goes on the wire (the transport calls
+    :class:`Admission`), retries included, so the windows count what the service counts.
+    Windows keep a safety margin (:data:`MARGIN`) for clock and network skew. A 429 that asks
+    to wait :meth:`pause`\\ s every request of the budget. :attr:`adaptive` is the
+    concurrency that batches learn where the service's cap is unknown.
+    """
 
     def __init__(self, limits: RateLimits, clock: Callable[[], float]) -> None:
         self.limits = limits
-        self._clock = clock
+        self.clock = clock
         self._lock = threading.Lock()
         self._windows: list[tuple[float, int, list[float]]] = [
             (span, size, [])
             for span, size in ((MINUTE, limits.requests_per_minute), (DAY, limits.requests_per_day))
             if size
         ]
-        self._slots = (
-            threading.BoundedSemaphore(limits.concurrent_requests)
-            if limits.concurrent_requests
-            else None
+        self._tokens: list[list[float]] = []  # [time, tokens] entries, by time
+        self.slots = Slots(limits.concurrent_requests) if limits.concurrent_requests else None
+        self.adaptive = AdaptiveConcurrency(
+            start=limits.concurrent_requests or ADAPTIVE_START,
+            ceiling=limits.concurrent_requests or ADAPTIVE_CEILING,
         )
+        self._paused_until = float("-inf")
+        self._pause_type: str | None = None
+        self.explicit = True  # limits= given, rather than the provider's defaults
 
-    def book(self, max_wait: float) -> tuple[float, float]:
+    # -- windows
+
+    def book(self, max_wait: float, tokens: int = 0) -> tuple[float, float]:
         """Book the next request slot: its time and the seconds to wait for it (0: go now).
 
-        Raises :class:`RateLimitError` without booking when the wait would exceed
-        ``max_wait`` (a spent daily quota), as the service's own 429 would. A booking the
-        caller does not use (interrupted while waiting) must be given back with :meth:`cancel`.
+        ``tokens`` is the request's estimate, counted against ``tokens_per_minute``. Raises
+        :class:`RateLimitError` without booking when the wait would exceed ``max_wait`` (a
+        spent daily quota), as the service's own 429 would. A booking the caller does not
+        use (interrupted while waiting) must be given back with :meth:`cancel`.
         """
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             slot, which = now, "minute"
             for span, size, booked in self._windows:
-                del booked[: bisect.bisect_right(booked, now - span)]
-                if len(booked) >= size and booked[-size] + span > slot:
-                    slot, which = booked[-size] + span, "day" if span == DAY else "minute"
+                del booked[: bisect.bisect_right(booked, now - span - MARGIN[span])]
+                if len(booked) >= size and booked[-size] + span + MARGIN[span] > slot:
+                    slot = booked[-size] + span + MARGIN[span]
+                    which = "day" if span == DAY else "minute"
+            per_minute = self.limits.tokens_per_minute
+            if per_minute and tokens:
+                fits = self._tokens_fit(now, tokens, per_minute)
+                if fits > slot:
+                    slot, which = fits, "minute (tokens)"
             wait = slot - now
-            if wait > max_wait:
+            # The margin is sigla's own caution: it does not count against the caller's
+            # patience (a 1/min limit must not fail under the default max_retry_wait=60).
+            if wait - MARGIN[DAY if which == "day" else MINUTE] > max_wait:
                 raise RateLimitError(
                     f"sigla's client-side limit ({self.limits}) is used up for this {which}: "
                     f"the next request may go in {wait:.0f} s, over max_retry_wait="
@@ -170,19 +210,78 @@ class Limiter:
                     status_code=429,
                     client_side=True,
                     retry_after=wait,
-                    limit_type=f"sigla requests per {which}",
+                    limit_type=f"sigla {'tokens' if 'tokens' in which else 'requests'} per "
+                    + ("day" if which == "day" else "minute"),
                 )
             for _, _, booked in self._windows:
                 bisect.insort(booked, slot)
+            if per_minute and tokens:
+                bisect.insort(self._tokens, [slot, float(tokens)])
             return slot, wait
 
-    def cancel(self, slot: float) -> None:
+    def _tokens_fit(self, now: float, tokens: int, per_minute: int) -> float:
+        """The first time from ``now`` when ``tokens`` more fit in the minute's budget."""
+        span = MINUTE + MARGIN[MINUTE]
+        del self._tokens[: bisect.bisect_right(self._tokens, [now - span, float("inf")])]
+        used = sum(cost for _, cost in self._tokens)
+        at = now
+        for when, cost in self._tokens:
+            if used + tokens <= per_minute:
+                break
+            used -= cost
+            at = max(at, when + span)
+        return at
+
+    def cancel(self, slot: float, tokens: int = 0) -> None:
         """Give back a booking that was not used."""
         with self._lock:
             for _, _, booked in self._windows:
                 i = bisect.bisect_left(booked, slot)
                 if i < len(booked) and booked[i] == slot:
                     del booked[i]
+            if tokens:
+                self._settle(slot, tokens, 0)
+
+    def settle(self, slot: float, estimated: int, used: int) -> None:
+        """Replace a booking's token estimate by what the answer's usage says it cost."""
+        with self._lock:
+            self._settle(slot, estimated, used)
+
+    def _settle(self, slot: float, estimated: int, used: int) -> None:
+        i = bisect.bisect_left(self._tokens, [slot, float(estimated)])
+        if i < len(self._tokens) and self._tokens[i] == [slot, float(estimated)]:
+            if used:
+                self._tokens[i][1] = float(used)
+            else:
+                del self._tokens[i]
+
+    # -- the pause a 429 asks for
+
+    def pause(self, seconds: float, limit_type: str | None = None) -> None:
+        """Hold every request of this budget for ``seconds`` (a 429's retry-after)."""
+        with self._lock:
+            until = self.clock() + seconds
+            if until > self._paused_until:
+                self._paused_until, self._pause_type = until, limit_type
+
+    def paused_for(self, max_wait: float) -> float:
+        """Seconds every request must still wait (0: none); raises over ``max_wait``."""
+        left = self._paused_until - self.clock()
+        if left <= 0:
+            return 0.0
+        if left > max_wait:
+            raise RateLimitError(
+                f"The service asked every request of this model to wait {describe_wait(left)} "
+                f"(a 429 on an earlier call), longer than max_retry_wait={max_wait:g} s, so "
+                "sigla did not send this one. Try again later, or raise max_retry_wait.",
+                status_code=429,
+                client_side=True,
+                retry_after=left,
+                limit_type=self._pause_type,
+            )
+        return left
+
+    # -- concurrent requests
 
     def _no_slot(self, timeout: float) -> RateLimitError:
         return RateLimitError(
@@ -196,56 +295,74 @@ class Limiter:
         )
 
     def acquire(self, timeout: float) -> None:
-        """Take a concurrent-request slot, waiting in this thread up to ``timeout`` s."""
-        if self._slots is not None and not self._slots.acquire(timeout=timeout):
+        """Take a concurrent-request slot, waiting in this thread up to ``timeout`` s
+        (without bound inside a batch, which keeps its own count: :data:`PATIENT`)."""
+        wait = None if PATIENT.get() else timeout
+        if self.slots is not None and not self.slots.acquire(wait):
             raise self._no_slot(timeout)
 
     async def aacquire(self, timeout: float) -> None:
-        """Take a concurrent-request slot without blocking the event loop."""
-        if self._slots is None:
-            return
-        import asyncio
-        import time
-
-        deadline = time.monotonic() + timeout
-        while not self._slots.acquire(blocking=False):
-            if time.monotonic() >= deadline:
-                raise self._no_slot(timeout)
-            await asyncio.sleep(_CONCURRENCY_POLL)  # real time: slots free as answers end
+        """Take a concurrent-request slot without blocking the event loop (no polling)."""
+        wait = None if PATIENT.get() else timeout
+        if self.slots is not None and not await self.slots.aacquire(wait):
+            raise self._no_slot(timeout)
 
     def release(self) -> None:
-        if self._slots is not None:
-            self._slots.release()
+        if self.slots is not None:
+            self.slots.release()
+
+
+def estimate_tokens(call: Mapping[str, Any]) -> int:
+    """A request's tokens for ``tokens_per_minute``: its prompt, conservatively, plus room
+    for the answer (``max_tokens``, else :data:`ANSWER_ESTIMATE`)."""
+    chars = 0
+    for message in call.get("messages") or ():
+        content = message.get("content") if isinstance(message, Mapping) else None
+        chars += len(content) if isinstance(content, str) else len(str(content or ""))
+    answer = call.get("max_tokens")
+    return -(-chars // CHARS_PER_TOKEN) + (answer if isinstance(answer, int) else ANSWER_ESTIMATE)
 
 
 class Admission:
-    """One request's place under the client-side limits, as a sync or async context.
+    """One request's place under the client-side limits: the transport's gate.
 
-    Entering books a slot (waiting for it with the client's sleep) and takes a
-    concurrent-request slot; a booking interrupted before the request went out is given
-    back, and the slot is released exactly once however the request ends. A class, not an
-    ``asynccontextmanager``: ``asyncio.run``'s ``shutdown_asyncgens()`` would finalise such
-    a generator on its own while a stream is still using it.
+    :meth:`enter` (or :meth:`aenter`) runs right before the request goes on the wire: it
+    waits out a pause a 429 asked for, takes a concurrent-request slot, then books the
+    windows at that moment (sleeping for the booking with the client's sleep, holding the
+    slot: nobody else could send meanwhile). :meth:`leave` frees the slot once the answer
+    is read or the stream closed; it runs once however the request ends, and the ``with``
+    block around an attempt calls it as a last resort. A booking interrupted before the
+    request went out is given back. A class, not an ``asynccontextmanager``:
+    ``asyncio.run``'s ``shutdown_asyncgens()`` would finalise such a generator on its own
+    while a stream is still using it.
     """
 
     def __init__(
         self,
-        limiter: Limiter | None,
+        limiter: Limiter,
         *,
         max_wait: float,
         sleep: Callable[[float], object],
         async_sleep: Callable[[float], Awaitable[object]],
         label: str,
+        tokens: int = 0,
+        usage: UsageTotals | None = None,
     ) -> None:
-        self._limiter = limiter
+        self.limiter = limiter
+        self._usage = usage
         self._max_wait = max_wait
         self._sleep = sleep
         self._async_sleep = async_sleep
         self._label = label
+        self._tokens = tokens if limiter.limits.tokens_per_minute else 0
         self._slot: float | None = None
+        self._holding = False
+        self.round = limiter.adaptive.round  # the adaptive round this request was sent in
 
-    def _book(self, limiter: Limiter) -> float:
-        self._slot, wait = limiter.book(self._max_wait)
+    def _book(self) -> float:
+        limiter = self.limiter
+        self._slot, wait = limiter.book(self._max_wait, self._tokens)
+        self.round = limiter.adaptive.round
         if wait > 0:
             logger.info(
                 "waiting %s for the client-side rate limit (%s) of %s",
@@ -256,62 +373,152 @@ class Admission:
             )
         return wait
 
-    def _give_back(self, limiter: Limiter) -> None:
-        if self._slot is not None:
-            limiter.cancel(self._slot)
+    def _pause_notice(self, wait: float) -> None:
+        logger.info(
+            "waiting %s: the service asked every request of %s to wait",
+            describe_wait(wait),
+            self._label,
+            extra={"sigla_notice": "rate_limit", "sigla_wait": wait},
+        )
 
-    def __enter__(self) -> None:
-        limiter = self._limiter
-        if limiter is None:
-            return
+    def _abort(self) -> None:
+        """Undo what :meth:`enter` did before the request could go out."""
+        if self._slot is not None:
+            self.limiter.cancel(self._slot, self._tokens)
+            self._slot = None
+        self.leave()
+
+    def enter(self) -> None:
+        """Wait until this request may go on the wire (sync)."""
+        limiter = self.limiter
         try:
-            wait = self._book(limiter)
+            wait = limiter.paused_for(self._max_wait)
             if wait > 0:
+                self._pause_notice(wait)
                 self._sleep(wait)
             limiter.acquire(timeout=self._max_wait)
-        except BaseException:
-            self._give_back(limiter)
-            raise
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._limiter is not None:
-            self._limiter.release()
-
-    async def __aenter__(self) -> None:
-        limiter = self._limiter
-        if limiter is None:
-            return
-        try:
-            wait = self._book(limiter)
+            self._holding = True
+            wait = self._book()
             if wait > 0:
+                self._sleep(wait)
+        except BaseException:
+            self._abort()
+            raise
+        self._sent()
+
+    async def aenter(self) -> None:
+        """Async twin of :meth:`enter`."""
+        limiter = self.limiter
+        try:
+            wait = limiter.paused_for(self._max_wait)
+            if wait > 0:
+                self._pause_notice(wait)
                 await self._async_sleep(wait)
             await limiter.aacquire(timeout=self._max_wait)
+            self._holding = True
+            wait = self._book()
+            if wait > 0:
+                await self._async_sleep(wait)
         except BaseException:
-            self._give_back(limiter)
+            self._abort()
             raise
+        self._sent()
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.__exit__()
+    def _sent(self) -> None:
+        if self._usage is not None:
+            self._usage.add(requests=1)
+
+    def leave(self) -> None:
+        """Free the concurrent-request slot (once; later calls do nothing)."""
+        if self._holding:
+            self._holding = False
+            self.limiter.release()
+
+    def succeeded(self, used_tokens: int | None) -> None:
+        """The answer came: count what its usage says it cost instead of the estimate, and
+        let the learned concurrency grow."""
+        if self._tokens and self._slot is not None and used_tokens:
+            self.limiter.settle(self._slot, self._tokens, used_tokens)
+        self.limiter.adaptive.succeeded()
+
+    def refused(self, error: BaseException | None) -> None:
+        """What a service's 429 teaches the budget: a wait it asked for holds every request
+        of the budget, and a concurrency refusal lowers the learned concurrency."""
+        if not isinstance(error, RateLimitError) or error.client_side:
+            return
+        wait = error.retry_after
+        if wait:
+            self.limiter.pause(wait, error.limit_type)
+        if wait == 0 or "concurrent" in (error.limit_type or "").lower():
+            stated = _STATED_CAP.search(error.message)
+            self.limiter.adaptive.overloaded(self.round, int(stated[1]) if stated else None)
+
+    def __enter__(self) -> Admission:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        self.leave()
+        self.refused(error)
+
+    async def __aenter__(self) -> Admission:
+        return self
+
+    async def __aexit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        self.__exit__(kind, error, tb)
 
 
-_registry: dict[tuple[object, ...], Limiter] = {}
+# GitHub's concurrency 429 states its cap: "Rate limit of 2 per 0s exceeded for ..."
+_STATED_CAP = re.compile(r"Rate limit of (\d{1,4}) per 0s")
+
+
+PATIENT: contextvars.ContextVar[bool] = contextvars.ContextVar("sigla_patient", default=False)
+"""Set in a batch's workers: they wait for a concurrent slot as long as it takes (the
+engine runs at most one request more than the slots, so the wait is one answer long)."""
+
+_registry: weakref.WeakValueDictionary[tuple[str, str, str], Limiter] = (
+    weakref.WeakValueDictionary()
+)
 _registry_lock = threading.Lock()
 
 
 def limiter_for(
-    endpoint: str, model: str, token: str | None, limits: RateLimits, clock: Callable[[], float]
-) -> Limiter | None:
-    """The process-wide limiter shared by every client of this endpoint, credential and model.
+    endpoint: str,
+    model: str,
+    token: str | None,
+    limits: RateLimits,
+    clock: Callable[[], float],
+    *,
+    explicit: bool = True,
+) -> Limiter:
+    """The process-wide budget shared by every client of this endpoint, credential and model.
 
     The service counts per user and model, so two ``GitHubLLM`` objects must share one
-    budget. The credential is keyed by a hash: it is never stored.
+    budget. ``token`` is already a digest of the credential: it is never stored. A client
+    whose limits are the provider's defaults (``explicit=False``) joins a budget another
+    client configured; two clients that set different limits (or clocks) for one budget
+    is a :class:`ConfigurationError`: one budget cannot keep two sets of limits.
     """
-    if not limits.enabled:
-        return None
-    who = hashlib.sha256(token.encode()).hexdigest() if token else ""
-    key = (endpoint, model.lower(), who, limits, clock)
+    key = (endpoint, model.lower(), token or "")
     with _registry_lock:
         limiter = _registry.get(key)
         if limiter is None:
-            limiter = _registry[key] = Limiter(limits, clock)
+            limiter = Limiter(limits, clock)
+            limiter.explicit = explicit
+            _registry[key] = limiter
+            return limiter
+        if limiter.limits != limits and explicit:
+            theirs = "the provider's defaults" if not limiter.explicit else "limits="
+            raise ConfigurationError(
+                f"Another client of {model} at this endpoint with this credential uses "
+                f"{theirs} ({limiter.limits}); this one asks for limits=({limits}). They "
+                "share one budget at the service, so they must share one set of limits: "
+                "pass the same limits= to both."
+            )
+        if limiter.clock != clock:
+            raise ConfigurationError(
+                f"Another client of {model} at this endpoint with this credential uses "
+                "another clock=; clients sharing one budget must share one clock."
+            )
+        if explicit and not limiter.explicit:
+            limiter.explicit = True
         return limiter

@@ -11,7 +11,9 @@ most 64 KiB, so that a gzip bomb cannot inflate all at once.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import socket
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +22,7 @@ from typing import Any
 import httpcore
 import httpx
 
+from ._cancel import SCOPE
 from .errors import InvalidResponseError
 
 __all__ = [
@@ -54,10 +57,31 @@ class _Stream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, cut(timeout))
+        scope = SCOPE.get()
+        if scope is None:
+            return self._inner.read(max_bytes, cut(timeout))
+        scope.enter(self)
+        try:
+            return self._inner.read(max_bytes, cut(timeout))
+        finally:
+            scope.leave(self)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, cut(timeout))
+        scope = SCOPE.get()
+        if scope is None:
+            return self._inner.write(buffer, cut(timeout))
+        scope.enter(self)
+        try:
+            self._inner.write(buffer, cut(timeout))
+        finally:
+            scope.leave(self)
+
+    def abort(self) -> None:
+        """Shut the socket down from another thread: a blocked read or write returns."""
+        sock = self._inner.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):  # closed already
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._inner.close()
@@ -83,6 +107,9 @@ class DeadlineBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
+        scope = SCOPE.get()
+        if scope is not None:
+            scope.check()
         return _Stream(
             self._inner.connect_tcp(host, port, cut(timeout), local_address, socket_options)
         )
@@ -200,6 +227,12 @@ class _Reading:
         self._inflater = inflater
         self.deadline = deadline
         self._where = where
+        self.on_close: Any = None  # left (its ``leave()``) once the body is closed
+
+    def _closed(self) -> None:
+        gate, self.on_close = self.on_close, None
+        if gate is not None:
+            gate.leave()
 
     def _check_deadline(self) -> None:
         if time.monotonic() >= self.deadline:
@@ -226,9 +259,12 @@ class Body(_Reading, httpx.SyncByteStream):
             yield tail
 
     def close(self) -> None:
-        close = getattr(self._raw, "close", None)
-        if close is not None:
-            close()
+        try:
+            close = getattr(self._raw, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._closed()
 
 
 class AsyncBody(_Reading, httpx.AsyncByteStream):
@@ -252,6 +288,9 @@ class AsyncBody(_Reading, httpx.AsyncByteStream):
             yield tail
 
     async def aclose(self) -> None:
-        aclose = getattr(self._raw, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        try:
+            aclose = getattr(self._raw, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            self._closed()

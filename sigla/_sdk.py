@@ -270,41 +270,53 @@ class Backend:
 
     # -- calls: each returns the SDK's answer; errors are translated by the caller
 
-    def complete(self, call: dict[str, Any]) -> Any:
+    def complete(self, call: dict[str, Any], gate: Any = None) -> Any:
         """The SDK's ``ChatCompletionResponse``, validated by the transport's claim when it
-        could be: the SDK then raises on the answer it was not to parse, and that is dropped."""
+        could be: the SDK then raises on the answer it was not to parse, and that is dropped.
+
+        ``gate`` (a ``_transport.Gate``) is passed right before the request goes out."""
         transport = self._transport()
         sdk = self.sync_sdk()
         claim = self._claim(transport)
-        if claim is None:
-            return sdk.chat.complete(**self._typed(call))
-        token = claim.held()
+        gating = transport.gated(gate)
         try:
-            return sdk.chat.complete(**self._typed(call))
-        except Exception:
-            if claim.answer is None:
-                raise
+            if claim is None:
+                return sdk.chat.complete(**self._typed(call))
+            token = claim.held()
+            try:
+                return sdk.chat.complete(**self._typed(call))
+            except Exception:
+                if claim.answer is None:
+                    raise
+            finally:
+                transport.release(token)
         finally:
-            transport.release(token)
+            transport.ungated(gating)
         return claim.answer
 
-    async def acomplete(self, call: dict[str, Any]) -> Any:
+    async def acomplete(self, call: dict[str, Any], gate: Any = None) -> Any:
         transport = self._transport()
         sdk = await self.async_sdk()
         claim = self._claim(transport)
-        if claim is None:
-            return await sdk.chat.complete_async(**self._typed(call))
-        token = claim.held()
+        gating = transport.gated(gate)
         try:
-            return await sdk.chat.complete_async(**self._typed(call))
-        except Exception:
-            if claim.answer is None:
-                raise
+            if claim is None:
+                return await sdk.chat.complete_async(**self._typed(call))
+            token = claim.held()
+            try:
+                return await sdk.chat.complete_async(**self._typed(call))
+            except Exception:
+                if claim.answer is None:
+                    raise
+            finally:
+                transport.release(token)
         finally:
-            transport.release(token)
+            transport.ungated(gating)
         return claim.answer
 
-    def stream_events(self, call: dict[str, Any], deadline: float | None = None) -> Iterator[Any]:
+    def stream_events(
+        self, call: dict[str, Any], deadline: float | None = None, gate: Any = None
+    ) -> Iterator[Any]:
         """SSE events of one streamed call; the response is closed when iteration stops.
 
         Each event must come within the call's timeout of the one before (and all before
@@ -313,7 +325,11 @@ class Backend:
         """
         transport = self._transport()
         sdk = self.sync_sdk()
-        response = _light(sdk.chat.stream(**self._typed(call)).response)
+        gating = transport.gated(gate)
+        try:
+            response = _light(sdk.chat.stream(**self._typed(call)).response)
+        finally:
+            transport.ungated(gating)
         try:
             yield from transport.iter_events(
                 response, call["timeout_ms"] / 1000, self._wire.max_response_bytes, deadline
@@ -322,11 +338,15 @@ class Backend:
             response.close()
 
     async def astream_events(
-        self, call: dict[str, Any], deadline: float | None = None
+        self, call: dict[str, Any], deadline: float | None = None, gate: Any = None
     ) -> AsyncIterator[Any]:
         transport = self._transport()
         sdk = await self.async_sdk()
-        stream = await sdk.chat.stream_async(**self._typed(call))
+        gating = transport.gated(gate)
+        try:
+            stream = await sdk.chat.stream_async(**self._typed(call))
+        finally:
+            transport.ungated(gating)
         response = _light(stream.response)
         events = transport.aiter_events(
             response, call["timeout_ms"] / 1000, self._wire.max_response_bytes, deadline

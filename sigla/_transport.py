@@ -31,7 +31,7 @@ import contextvars
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urljoin
 
 import httpcore
@@ -271,6 +271,30 @@ def release(token: contextvars.Token[Claim | None]) -> None:
 _CLAIM: contextvars.ContextVar[Claim | None] = contextvars.ContextVar("sigla_claim", default=None)
 
 
+class Gate(Protocol):
+    """Where a request waits for its turn right before it goes on the wire (the client's
+    limits: ``_limits.Admission``); :meth:`leave` runs once the answer is read or the
+    stream closed, so a slot is held only around the exchange on the wire."""
+
+    def enter(self) -> None: ...
+
+    async def aenter(self) -> None: ...
+
+    def leave(self) -> None: ...
+
+
+_GATE: contextvars.ContextVar[Gate | None] = contextvars.ContextVar("sigla_gate", default=None)
+
+
+def gated(gate: Gate | None) -> contextvars.Token[Gate | None]:
+    """Make this thread's or task's next requests pass ``gate``, until :func:`ungated`."""
+    return _GATE.set(gate)
+
+
+def ungated(token: contextvars.Token[Gate | None]) -> None:
+    _GATE.reset(token)
+
+
 class _Transport(httpx.BaseTransport):
     def __init__(self, wire: Wire, ssl_context: Any) -> None:
         self._wire = wire
@@ -280,28 +304,37 @@ class _Transport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request = prepare(request, self._wire)
-        timeout = _attempt_timeout(request)
-        deadline = time.monotonic() + timeout
-        token = DEADLINE.set(deadline)
+        gate = _GATE.get()
+        if gate is not None:
+            gate.enter()
         try:
-            response = self._pool.handle_request(_core_request(request))
+            timeout = _attempt_timeout(request)
+            deadline = time.monotonic() + timeout
+            token = DEADLINE.set(deadline)
+            try:
+                response = self._pool.handle_request(_core_request(request))
+            finally:
+                DEADLINE.reset(token)
+            try:
+                plan = _Plan(request, response.status, response.headers, self._wire)
+                deadline = plan.body_deadline(deadline, timeout)
+                body = Body(response.stream, plan.inflater, deadline, plan.where)
+            except BaseException:
+                response.close()
+                raise
+            if plan.stream:
+                body.on_close = gate
+                gate = None  # the stream's body leaves the gate when it is closed
+                return plan.streamed(response, body)
+            try:
+                for piece in body:
+                    if not plan.keep(piece):
+                        break
+            finally:
+                response.close()
         finally:
-            DEADLINE.reset(token)
-        try:
-            plan = _Plan(request, response.status, response.headers, self._wire)
-            deadline = plan.body_deadline(deadline, timeout)
-            body = Body(response.stream, plan.inflater, deadline, plan.where)
-        except BaseException:
-            response.close()
-            raise
-        if plan.stream:
-            return plan.streamed(response, body)
-        try:
-            for piece in body:
-                if not plan.keep(piece):
-                    break
-        finally:
-            response.close()
+            if gate is not None:
+                gate.leave()
         return plan.answer(request, response.status, response.extensions)
 
     def close(self) -> None:
@@ -317,28 +350,37 @@ class _AsyncTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         request = prepare(request, self._wire)
-        timeout = _attempt_timeout(request)
-        deadline = time.monotonic() + timeout
-        token = DEADLINE.set(deadline)
+        gate = _GATE.get()
+        if gate is not None:
+            await gate.aenter()
         try:
-            response = await self._pool.handle_async_request(_core_request(request))
+            timeout = _attempt_timeout(request)
+            deadline = time.monotonic() + timeout
+            token = DEADLINE.set(deadline)
+            try:
+                response = await self._pool.handle_async_request(_core_request(request))
+            finally:
+                DEADLINE.reset(token)
+            try:
+                plan = _Plan(request, response.status, response.headers, self._wire)
+                deadline = plan.body_deadline(deadline, timeout)
+                body = AsyncBody(response.stream, plan.inflater, deadline, plan.where)
+            except BaseException:
+                await response.aclose()
+                raise
+            if plan.stream:
+                body.on_close = gate
+                gate = None  # the stream's body leaves the gate when it is closed
+                return plan.streamed(response, body)
+            try:
+                async for piece in body:
+                    if not plan.keep(piece):
+                        break
+            finally:
+                await response.aclose()
         finally:
-            DEADLINE.reset(token)
-        try:
-            plan = _Plan(request, response.status, response.headers, self._wire)
-            deadline = plan.body_deadline(deadline, timeout)
-            body = AsyncBody(response.stream, plan.inflater, deadline, plan.where)
-        except BaseException:
-            await response.aclose()
-            raise
-        if plan.stream:
-            return plan.streamed(response, body)
-        try:
-            async for piece in body:
-                if not plan.keep(piece):
-                    break
-        finally:
-            await response.aclose()
+            if gate is not None:
+                gate.leave()
         return plan.answer(request, response.status, response.extensions)
 
     async def aclose(self) -> None:

@@ -25,6 +25,7 @@ import click
 
 from . import __version__
 from . import _constants as C
+from ._cli_cache import add_cache_commands
 from ._config import PROVIDERS, on_github_models, successor_switches
 from ._notices import Verbosity, stderr_is_terminal
 from ._notices import notices as _notices
@@ -474,6 +475,8 @@ def doctor(provider: str | None, model: str | None, endpoint: str | None, no_req
     served = f", served by {result.model}" if result.model else ""
     click.echo(f"check         OK: the model answered in {elapsed:.0f} ms{served}")
 
+
+add_cache_commands(main, _command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

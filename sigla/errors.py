@@ -24,7 +24,9 @@ SIGLA code raised ``RuntimeError`` and its callers catch that.
      │   └─ GitHubModelsRetiredError    410, or 403/404 carrying Sunset/Deprecation
      ├─ InvalidResponseError            a 2xx answer that is not a chat completion
      ├─ ContentFilteredError            the prompt or the answer was filtered
-     └─ StreamError                     a stream was cut or ended without finish_reason
+     ├─ StreamError                     a stream was cut or ended without finish_reason
+     ├─ BatchError                      a map() in which some items failed (``results``)
+     └─ NotAttemptedError               a batch item never sent: the batch stopped first
 
 Messages keep the service's own words and add what to do next. No message, ``repr`` or
 attribute of these classes carries the credential.
@@ -51,6 +53,8 @@ __all__ = [
     "InvalidResponseError",
     "ContentFilteredError",
     "StreamError",
+    "BatchError",
+    "NotAttemptedError",
 ]
 
 
@@ -201,3 +205,42 @@ class StreamError(LLMError):
     def __init__(self, message: str, *, text: str = "") -> None:
         super().__init__(message)
         self.text = text
+
+
+class NotAttemptedError(LLMError):
+    """A batch item that was never sent, because an error that dooms every remaining item
+    (authentication, a spent daily quota, retirement...) stopped the batch first.
+
+    ``reason`` is that error. Run the batch again once it is fixed; with the cache on, the
+    items already answered are not sent again.
+    """
+
+    def __init__(self, message: str, *, reason: LLMError | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class BatchError(LLMError):
+    """``map()`` finished with failed items; nothing already received is lost.
+
+    ``results`` is aligned with the inputs: each entry is the answer (``str``), the item's
+    error (an :class:`LLMError`), or a :class:`NotAttemptedError`. ``errors`` lists the
+    failed ``(index, error)`` pairs; ``reason`` is the error that stopped the batch early,
+    if one did.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        results: list[str | LLMError] | None = None,
+        reason: LLMError | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.results: list[str | LLMError] = [] if results is None else results
+        self.reason = reason
+
+    @property
+    def errors(self) -> list[tuple[int, LLMError]]:
+        """The failed items as ``(index, error)``, not-attempted ones included."""
+        return [(i, r) for i, r in enumerate(self.results) if isinstance(r, LLMError)]

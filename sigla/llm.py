@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from . import _constants as C
 from ._attempts import Attempts, check_total_timeout
+from ._batch import BatchMethods
 from ._catalog import ModelInfo, catalog_url, parse_catalog
 from ._config import Settings, as_secret, resolve_settings
 from ._core import (
@@ -39,11 +40,13 @@ from ._retry import CallBudget
 from ._secret import Secret
 from ._streams import AsyncTextStream, Outcome, TextStream, aclose_quietly
 from ._translate import error_from_status, translating
+from ._usage import UsageTotals
 from .errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    BatchError,
     ConfigurationError,
     ContentFilteredError,
     GitHubModelsRetiredError,
@@ -54,6 +57,7 @@ from .errors import (
     MissingDependencyError,
     MissingTokenError,
     ModelNotFoundError,
+    NotAttemptedError,
     PermissionDeniedError,
     RateLimitError,
     ServerError,
@@ -68,6 +72,7 @@ __all__ = [
     "Usage",
     "ModelInfo",
     "RateLimits",
+    "UsageTotals",
     # the error tree, re-exported so `from sigla.llm import RateLimitError` works
     "LLMError",
     "ConfigurationError",
@@ -87,6 +92,8 @@ __all__ = [
     "InvalidResponseError",
     "ContentFilteredError",
     "StreamError",
+    "BatchError",
+    "NotAttemptedError",
 ]
 
 logger = logging.getLogger("sigla")
@@ -102,7 +109,7 @@ async def _asyncio_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-class GitHubLLM:
+class GitHubLLM(BatchMethods):
     """A chat model: ``chat()`` returns text, ``stream()`` yields it as it arrives.
 
     Example::
@@ -178,7 +185,7 @@ class GitHubLLM:
         who = s.token.digest if s.token is not None else None
         self._attempts = Attempts(
             s,
-            limiter_for(s.endpoint, s.model, who, s.limits, clock),
+            limiter_for(s.endpoint, s.model, who, s.limits, clock, explicit=limits is not None),
             sleep=sleep,
             async_sleep=async_sleep,
             clock=clock,
@@ -203,6 +210,12 @@ class GitHubLLM:
     def endpoint(self) -> str:
         """The base URL calls go to, normalised (no trailing route, ``/v1`` or query)."""
         return self.settings.endpoint
+
+    @property
+    def usage(self) -> UsageTotals:
+        """What this client has spent so far: requests (retries included), tokens, retries
+        and answers served from the cache; updated by every call, from any thread."""
+        return self._attempts.usage
 
     def __repr__(self) -> str:
         return (
@@ -269,8 +282,10 @@ class GitHubLLM:
         attempts = self._attempts
 
         def once(budget: CallBudget) -> Completion:
-            with attempts.admitted(), translating(self.settings):
-                return completion_from_sdk(backend.complete(attempts.cut(call, budget)))
+            with attempts.admitted(call) as gate, translating(self.settings):
+                completion = completion_from_sdk(backend.complete(attempts.cut(call, budget), gate))
+            attempts.succeeded(gate, completion.usage)
+            return completion
 
         return attempts.run(once, "chat")
 
@@ -328,8 +343,10 @@ class GitHubLLM:
         while True:
             assembler = StreamAssembler()
             try:
-                with attempts.admitted(), translating(self.settings, streaming=True):
-                    events = backend.stream_events(attempts.cut(call, budget), budget.deadline())
+                with attempts.admitted(call) as gate, translating(self.settings, streaming=True):
+                    events = backend.stream_events(
+                        attempts.cut(call, budget), budget.deadline(), gate
+                    )
                     try:
                         try:
                             for event in events:
@@ -344,7 +361,9 @@ class GitHubLLM:
                             if assembler.finish_reason is None:
                                 raise
                             # Complete already: the server closed without its [DONE].
-                        sink.completion = check_filtered(assembler.finish())
+                        completion = assembler.finish()
+                        attempts.succeeded(gate, completion.usage)
+                        sink.completion = check_filtered(completion)
                     finally:
                         events.close()
                 return
@@ -397,9 +416,13 @@ class GitHubLLM:
         attempts = self._attempts
 
         async def once(budget: CallBudget) -> Completion:
-            async with attempts.admitted():
+            async with attempts.admitted(call) as gate:
                 with translating(self.settings):
-                    return completion_from_sdk(await backend.acomplete(attempts.cut(call, budget)))
+                    completion = completion_from_sdk(
+                        await backend.acomplete(attempts.cut(call, budget), gate)
+                    )
+            attempts.succeeded(gate, completion.usage)
+            return completion
 
         return await attempts.arun(once, "chat")
 
@@ -452,10 +475,10 @@ class GitHubLLM:
         while True:
             assembler = StreamAssembler()
             try:
-                async with attempts.admitted():
+                async with attempts.admitted(call) as gate:
                     with translating(self.settings, streaming=True):
                         events = backend.astream_events(
-                            attempts.cut(call, budget), budget.deadline()
+                            attempts.cut(call, budget), budget.deadline(), gate
                         )
                         try:
                             try:
@@ -471,7 +494,9 @@ class GitHubLLM:
                                 if assembler.finish_reason is None:
                                     raise
                                 # Complete already: the server closed without its [DONE].
-                            sink.completion = check_filtered(assembler.finish())
+                            completion = assembler.finish()
+                            attempts.succeeded(gate, completion.usage)
+                            sink.completion = check_filtered(completion)
                         except GeneratorExit:
                             # Closed by the event loop (asyncio.run's shutdown_asyncgens, or
                             # a dropped stream's finaliser): the loop closes `events` as

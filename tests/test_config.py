@@ -203,7 +203,7 @@ def test_a_password_in_the_endpoint_is_masked_everywhere(fake, make_llm):
 def test_the_github_cli_token_never_goes_to_another_provider(tmp_path, monkeypatch):
     called = tmp_path / "called"
     gh = tmp_path / "gh"
-    gh.write_text(f'#!/bin/sh\ntouch {called}\necho gho_fromcli\n')
+    gh.write_text(f"#!/bin/sh\ntouch {called}\necho gho_fromcli\n")
     gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     for provider in ("mistral", "azure"):

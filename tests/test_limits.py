@@ -14,10 +14,11 @@ from sigla._limits import (
     Admission,
     Limiter,
     default_limits,
+    estimate_tokens,
     github_tier,
     limiter_for,
 )
-from sigla.llm import GitHubLLM, RateLimitError, RateLimits
+from sigla.llm import ConfigurationError, GitHubLLM, RateLimitError, RateLimits
 from sigla.testing import FakeGitHubModels
 
 
@@ -60,10 +61,11 @@ def test_defaults_come_from_the_provider_and_endpoint():
 def test_booking_spaces_requests_over_a_sliding_minute():
     now = [0.0]
     limiter = Limiter(RateLimits(requests_per_minute=2), lambda: now[0])
-    assert [limiter.book(max_wait=120)[1] for _ in range(3)] == [0, 0, 60]
-    now[0] = 61  # the two requests at 0 left the window; the one booked at 60 is in it
+    # a minute and the margin (1 s) after the first of the two
+    assert [limiter.book(max_wait=120)[1] for _ in range(3)] == [0, 0, 61]
+    now[0] = 61  # the two requests at 0 left the window; the one booked at 61 is in it
     assert limiter.book(max_wait=120)[1] == 0
-    assert limiter.book(max_wait=120)[1] == pytest.approx(59)
+    assert limiter.book(max_wait=120)[1] == pytest.approx(61)
 
 
 def test_a_spent_daily_budget_fails_at_once_without_booking():
@@ -72,9 +74,9 @@ def test_a_spent_daily_budget_fails_at_once_without_booking():
     assert limiter.book(max_wait=60)[1] == 0
     with pytest.raises(RateLimitError, match="for this day") as caught:
         limiter.book(max_wait=60)
-    assert caught.value.retry_after == pytest.approx(86_400)
+    assert caught.value.retry_after == pytest.approx(86_400 + 60)  # a day and its margin
     assert caught.value.client_side
-    now[0] = 86_400
+    now[0] = 86_460
     assert limiter.book(max_wait=60)[1] == 0
 
 
@@ -100,7 +102,7 @@ def test_a_used_up_limit_is_a_client_side_429_that_names_its_window():
         limiter.book(max_wait=30)
     error = caught.value
     assert (error.status_code, error.client_side) == (429, True)
-    assert error.retry_after == 60
+    assert error.retry_after == 61
     assert error.limit_type == "sigla requests per minute"
     assert str(limits) in str(error)
 
@@ -119,7 +121,7 @@ def test_cancelling_a_slot_that_is_not_booked_changes_nothing():
     limiter.cancel(slot)
     limiter.cancel(slot)
     limiter.cancel(30.0)
-    assert [limiter.book(max_wait=120)[1] for _ in range(3)] == [0, 0, 60]
+    assert [limiter.book(max_wait=120)[1] for _ in range(3)] == [0, 0, 61]
 
 
 def test_no_free_concurrent_slot_is_a_client_side_429_without_retry_after():
@@ -179,10 +181,12 @@ def test_clients_share_a_limiter_per_endpoint_model_and_credential():
 
     assert get() is get(model="OpenAI/GPT-4o")
     assert get(token=None) is get(token="") is not None
-    assert len({id(get()), id(get(token="other")), id(get(token=None))}) == 3
+    held = [get(), get(token="other"), get(token=None)]  # a budget lives while it is used
+    assert len({id(limiter) for limiter in held}) == 3
     assert get() is not get(endpoint="https://other")
     assert get() is not get(model="openai/gpt-4o-mini")
-    assert limiter_for("https://e", "m", TOKEN, RateLimits(), clock) is None
+    unlimited = limiter_for("https://e", "m", TOKEN, RateLimits(), clock)
+    assert unlimited.slots is None, "no limits: still a budget, for pauses and adaptation"
 
 
 def sleeps_for(limiter: Limiter, mode: str) -> list[float]:
@@ -197,12 +201,12 @@ def sleeps_for(limiter: Limiter, mode: str) -> list[float]:
     )
     if mode == "sync":
         with admission:
-            pass
+            admission.enter()
     else:
 
         async def enter() -> None:
             async with admission:
-                pass
+                await admission.aenter()
 
         asyncio.run(enter())
     return sleeps
@@ -214,7 +218,7 @@ def test_an_admission_waits_even_a_fraction_of_a_second_and_says_so(mode, caplog
     with caplog.at_level(logging.INFO, logger="sigla"):
         assert sleeps_for(limiter, mode) == []
         assert caplog.records == [], "no wait, no notice"
-        now[0] = 59.5
+        now[0] = 60.5  # a minute and its margin of 1 s after the first
         assert sleeps_for(limiter, mode) == [0.5]
     [record] = caplog.records
     assert (record.sigla_notice, record.sigla_wait) == ("rate_limit", 0.5)
@@ -232,7 +236,7 @@ def test_matching_the_services_rpm_means_no_429_at_all(clock, make_llm, mode):
     assert answers == [f"Echo: q{i}" for i in range(7)]
     assert error is None and "".join(pieces) == "Echo: last"
     assert statuses == [200] * 8
-    assert clock.sleeps == [60, 60]
+    assert clock.sleeps == [61, 61]
 
 
 @pytest.mark.e2e
@@ -242,10 +246,10 @@ def test_clients_of_one_model_and_token_share_one_budget(fake, make_llm, clock):
     second = make_llm(limits=limits, clock=clock)
     first.chat("a")
     second.chat("b")
-    assert clock.sleeps == [60]
+    assert clock.sleeps == [61]
     other_model = make_llm(limits=limits, clock=clock, model="openai/gpt-4o-mini")
     other_model.chat("c")
-    assert clock.sleeps == [60]
+    assert clock.sleeps == [61]
 
 
 @pytest.mark.e2e
@@ -280,8 +284,9 @@ def test_concurrent_requests_are_capped_on_the_client(clock, make_llm):
     assert statuses == [200] * 8, "the client never went over the service's concurrency"
 
 
-class Interrupted(Exception):
-    pass
+class Interrupted(BaseException):
+    """Like KeyboardInterrupt: the waits now happen inside the SDK's call, which wraps
+    ordinary exceptions; an interruption passes through."""
 
 
 @pytest.mark.e2e
@@ -306,7 +311,7 @@ def test_a_wait_interrupted_before_sending_gives_its_booking_back(fake, make_llm
     with pytest.raises(Interrupted):
         run_chat(llm, mode, "b")
     run_chat(llm, mode, "c")
-    assert calls == [60, 60], "the interrupted booking was given back, not kept"
+    assert calls == [61, 61], "the interrupted booking was given back, not kept"
     assert len(fake.requests) == 2
 
 
@@ -342,3 +347,190 @@ def test_a_stream_left_open_at_the_end_of_asyncio_run_frees_its_slot_quietly(
     assert "already running" not in caplog.text
     assert "error occurred" not in caplog.text
     assert llm.chat("next") == "Echo: next"
+
+
+# -- one budget per endpoint, credential and model: its limits, pauses and learned cap
+
+
+def test_a_second_client_with_other_limits_for_one_budget_is_refused():
+    def clock() -> float:
+        return 0.0
+
+    first = limiter_for("https://e", "m", "who", RateLimits(requests_per_minute=5), clock)
+    with pytest.raises(ConfigurationError) as caught:
+        limiter_for("https://e", "m", "who", RateLimits(requests_per_minute=9), clock)
+    assert "5/min" in str(caught.value) and "9/min" in str(caught.value)
+    joined = limiter_for("https://e", "m", "who", RateLimits(), clock, explicit=False)
+    assert joined is first, "a client on the provider's defaults joins the configured budget"
+    assert first.limits == RateLimits(requests_per_minute=5)
+
+
+def test_the_clock_is_not_part_of_the_budget():
+    limits = RateLimits(requests_per_minute=5)
+
+    def one() -> float:
+        return 0.0
+
+    def other() -> float:
+        return 0.0
+
+    first = limiter_for("https://e", "m", "clocks", limits, one)
+    with pytest.raises(ConfigurationError, match="clock"):
+        limiter_for("https://e", "m", "clocks", limits, other)
+    assert limiter_for("https://e", "m", "clocks", limits, one) is first
+
+
+def test_defaults_then_explicit_limits_conflict_and_name_the_defaults():
+    def clock() -> float:
+        return 0.0
+
+    first = limiter_for("https://e", "m", "dflt", RateLimits(), clock, explicit=False)
+    with pytest.raises(ConfigurationError, match="provider's defaults"):
+        limiter_for("https://e", "m", "dflt", RateLimits(concurrent_requests=2), clock)
+    assert limiter_for("https://e", "m", "dflt", RateLimits(), clock) is first
+
+
+def test_tokens_per_minute_hold_a_request_until_its_tokens_fit():
+    now = [0.0]
+    limiter = Limiter(RateLimits(tokens_per_minute=1000), lambda: now[0])
+    assert limiter.book(max_wait=120, tokens=600)[1] == 0
+    assert limiter.book(max_wait=120, tokens=400)[1] == 0
+    slot, wait = limiter.book(max_wait=120, tokens=1)
+    assert wait == 61, "the minute (and its margin) after the first booking"
+    assert limiter.book(max_wait=120, tokens=500)[1] == 61
+    limiter.cancel(slot, 1)
+    now[0] = 61
+    assert limiter.book(max_wait=120, tokens=100)[1] == 0
+
+
+def test_a_request_larger_than_the_token_budget_goes_alone_rather_than_never():
+    limiter = Limiter(RateLimits(tokens_per_minute=100), lambda: 0.0)
+    assert limiter.book(max_wait=120, tokens=5000)[1] == 0
+    assert limiter.book(max_wait=120, tokens=10)[1] == 61
+
+
+def test_settling_with_the_reported_usage_frees_the_overestimate():
+    limiter = Limiter(RateLimits(tokens_per_minute=1000), lambda: 0.0)
+    slot, _ = limiter.book(max_wait=120, tokens=900)
+    assert limiter.book(max_wait=120, tokens=200)[1] == 61
+    limiter.settle(slot, 900, 100)
+    assert limiter.book(max_wait=120, tokens=600)[1] == 0
+
+
+def test_a_used_up_token_budget_says_tokens():
+    limiter = Limiter(RateLimits(tokens_per_minute=100), lambda: 0.0)
+    limiter.book(max_wait=120, tokens=100)
+    with pytest.raises(RateLimitError) as caught:
+        limiter.book(max_wait=10, tokens=50)
+    assert caught.value.limit_type == "sigla tokens per minute"
+
+
+def test_token_estimates_count_the_prompt_conservatively_and_room_for_the_answer():
+    call = {"messages": [{"role": "user", "content": "x" * 30}], "max_tokens": 50}
+    assert estimate_tokens(call) == 10 + 50
+    assert estimate_tokens({"messages": [{"role": "user", "content": "abcd"}]}) == 2 + 1024
+
+
+def test_a_pause_holds_every_request_of_the_budget(mode):
+    now = [0.0]
+    limiter = Limiter(RateLimits(), lambda: now[0])
+    limiter.pause(30, "UserByModelByMinute")
+    now[0] = 10
+    assert sleeps_for(limiter, mode) == [20]
+    limiter.pause(5000, "UserByModelByDay")
+    with pytest.raises(RateLimitError) as caught:
+        sleeps_for(limiter, mode)
+    error = caught.value
+    assert error.client_side and error.limit_type == "UserByModelByDay"
+    assert error.retry_after == pytest.approx(5000)
+
+
+def test_a_shorter_pause_does_not_cut_a_longer_one():
+    now = [0.0]
+    limiter = Limiter(RateLimits(), lambda: now[0])
+    limiter.pause(30)
+    limiter.pause(5)
+    assert limiter.paused_for(60) == 30
+
+
+def refusal(message: str, retry_after: float | None, limit_type: str | None) -> RateLimitError:
+    return RateLimitError(message, status_code=429, retry_after=retry_after, limit_type=limit_type)
+
+
+def test_a_concurrency_refusal_halves_the_learned_concurrency_once_per_round():
+    limiter = Limiter(RateLimits(), lambda: 0.0)
+    learned = limiter.adaptive
+    start = learned.value
+    gates = [Admission(limiter, max_wait=1, sleep=print, async_sleep=None, label="m") for _ in "ab"]
+    for gate in gates:  # two requests of the same round refused at once: one cut
+        gate.refused(refusal("busy", 0, None))
+    assert learned.value == start / 2
+    later = Admission(limiter, max_wait=1, sleep=print, async_sleep=None, label="m")
+    later.refused(refusal("busy", None, "UserConcurrentRequests"))
+    assert learned.value == start / 4
+    for _ in range(4):
+        later.succeeded(None)
+    assert start / 4 < learned.value < start, "grows back slowly: about one per round"
+    for _ in range(2500):
+        later.succeeded(None)
+    assert learned.value == learned.ceiling
+    assert learned.slots.capacity == int(learned.value)
+
+
+def test_a_refusal_that_states_its_cap_sets_it():
+    limiter = Limiter(RateLimits(), lambda: 0.0)
+    gate = Admission(limiter, max_wait=1, sleep=print, async_sleep=None, label="m")
+    gate.refused(refusal("Rate limit of 2 per 0s exceeded for UserConcurrentRequests.", 0, None))
+    assert limiter.adaptive.value == 2
+    for _ in range(50):
+        gate.succeeded(None)
+    assert limiter.adaptive.value == 2, "never above the cap the service stated"
+
+
+def test_a_rate_limit_wait_pauses_the_budget_and_sigla_own_refusals_teach_nothing():
+    now = [0.0]
+    limiter = Limiter(RateLimits(), lambda: now[0])
+    gate = Admission(limiter, max_wait=1, sleep=print, async_sleep=None, label="m")
+    start = limiter.adaptive.value
+    gate.refused(
+        RateLimitError("ours", status_code=429, retry_after=9, client_side=True, limit_type="x")
+    )
+    gate.refused(ConfigurationError("not a 429"))
+    assert limiter.paused_for(60) == 0 and limiter.adaptive.value == start
+    gate.refused(refusal("minute", 9, "UserByModelByMinute"))
+    assert limiter.paused_for(60) == 9
+    assert limiter.adaptive.value == start, "a per-minute 429 is not a concurrency one"
+
+
+@pytest.mark.e2e
+def test_a_429_on_one_client_pauses_another_of_the_same_budget(fake, make_llm, clock, mode):
+    first = make_llm(max_retries=0, clock=clock)
+    second = make_llm(clock=clock)
+    fake.fail("rate_limit_minute", retry_after=30)
+    with pytest.raises(RateLimitError):
+        run_chat(first, mode, "refused")
+    assert run_chat(second, mode, "waits") == "Echo: waits"
+    assert clock.sleeps == [30], "the second client waited out the pause before sending"
+    assert [r.status for r in fake.requests] == [429, 200]
+
+
+@pytest.mark.e2e
+def test_usage_totals_count_requests_retries_and_tokens(fake, make_llm, mode):
+    llm = make_llm()
+    fake.fail("server_error")
+    run_chat(llm, mode, "one")
+    _, error = run_stream(llm, mode, "two")
+    assert error is None
+    usage = llm.usage
+    assert (usage.requests, usage.retries, usage.cached) == (3, 1, 0)
+    statuses = [r.status for r in fake.requests]
+    assert statuses == [500, 200, 200]
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens > 0
+
+
+@pytest.mark.e2e
+def test_tokens_per_minute_keep_a_burst_under_the_budget(fake, make_llm, clock):
+    llm = make_llm(limits=RateLimits(tokens_per_minute=200), clock=clock)
+    for _ in range(3):
+        llm.chat("x" * 150, max_tokens=40)  # 50 + 40 estimated, settled to what was used
+    assert clock.sleeps == [61]

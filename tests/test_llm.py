@@ -339,7 +339,7 @@ def test_limits_enforced_by_the_double_are_waited_out(clock, make_llm, mode):
     from sigla.testing import FakeGitHubModels
 
     with FakeGitHubModels(rpm=2, clock=clock) as limited:
-        llm = make_llm(endpoint=limited.url)
+        llm = make_llm(endpoint=limited.url, clock=clock)  # its pause passes on that clock
         answers = [run_chat(llm, mode, f"q{i}") for i in range(3)]
     assert answers == ["Echo: q0", "Echo: q1", "Echo: q2"]
     assert len(clock.sleeps) == 1 and 0 < clock.sleeps[0] <= 61

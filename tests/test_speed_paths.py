@@ -218,9 +218,7 @@ def test_an_assistant_prefix_asked_for_reaches_the_wire(fake, llm, mode):
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("streaming", [False, True])
-def test_a_malformed_message_is_an_invalid_request_and_nothing_is_sent(
-    fake, llm, mode, streaming
-):
+def test_a_malformed_message_is_an_invalid_request_and_nothing_is_sent(fake, llm, mode, streaming):
     messages = [{"role": "tool", "content": "4", "tool_call_id": 5}]  # the SDK's to refuse
     if streaming:
         _, error = run_stream(llm, mode, messages=messages)
@@ -318,4 +316,3 @@ def test_a_stream_with_a_large_prompt_still_streams_and_asks_for_usage(fake, llm
     assert "".join(pieces) == f"Echo: {prompt}"
     body = fake.last_request.body
     assert body["stream_options"] == USAGE and body["messages"][-1]["content"] == prompt
-

@@ -26,9 +26,11 @@ Each inference request is checked in this order; the first check that answers wi
 2. the next scripted fault (:meth:`FakeGitHubModels.fail`; names in :data:`FAULTS`),
 3. ``?api-version=`` on the Azure route, then the bearer token (``401 Bad credentials``),
 4. the JSON body and, on GitHub routes, the ``{publisher}/{name}`` model id and the catalog,
-5. the enforced limits: ``concurrency``, ``rpm``, ``daily`` (429 with the real headers),
+5. the enforced limits: ``concurrency``, ``rpm``, ``daily``, ``tpm`` (429 with the real headers),
 6. the input size against ``max_input_tokens`` (``413 tokens_limit_reached``),
-7. the next scripted reply (:meth:`FakeGitHubModels.reply`), else ``"Echo: <last user message>"``.
+7. the next scripted reply (:meth:`FakeGitHubModels.reply`), else the default reply of
+   ``reply_mode``: ``"Echo: <last user message>"``, or with ``"extractive"`` the first
+   sentence of each of its paragraphs.
 
 Routes (all accept a query string):
 
@@ -53,7 +55,8 @@ compares against.
 from __future__ import annotations
 
 from ._contract import FAULTS
-from ._contract import Retirement as Retirement  # Literal types used in public signatures
+from ._contract import ReplyMode as ReplyMode  # Literal types used in public signatures
+from ._contract import Retirement as Retirement
 from ._contract import Route as Route
 from ._contract import StreamStyle as StreamStyle
 from ._fake import FakeGitHubModels, RecordedRequest

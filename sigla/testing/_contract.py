@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 __all__ = [
     "FAULTS",
+    "ReplyMode",
     "Retirement",
     "Route",
     "StreamStyle",
@@ -21,6 +22,7 @@ __all__ = [
     "_MODELS_PERMISSION",
     "_MODIFIERS",
     "_PROMPT_FILTERED",
+    "_REPLY_MODES",
     "_RETIREMENT_HEADERS",
     "_SERVED_NAMES",
     "_SERVER_ERROR",
@@ -29,6 +31,8 @@ __all__ = [
 Route = Literal["github", "azure", "v1"]
 StreamStyle = Literal["github", "azure", "openai"]
 Retirement = Literal["410", "403", "404"]
+ReplyMode = Literal["echo", "extractive"]
+_REPLY_MODES: tuple[str, ...] = ("echo", "extractive")
 
 # --------------------------------------------------------------------------------------
 # Wire constants (contract §1, §5, §0)

@@ -23,7 +23,9 @@ from ._contract import (
     _FAULT_PARAMS,
     _MODEL_FORMAT_BODY,
     _MODIFIERS,
+    _REPLY_MODES,
     FAULTS,
+    ReplyMode,
     Retirement,
     Route,
     StreamStyle,
@@ -36,8 +38,8 @@ from ._payloads import (
     _bad_credentials,
     _completion_body,
     _default_catalog,
+    _default_reply,
     _dumps,
-    _echo,
     _embeddings_body,
     _error,
     _estimate_tokens,
@@ -48,6 +50,7 @@ from ._payloads import (
     _model_list,
     _Outcome,
     _rate_limited,
+    _requested_tokens,
     _retirement,
     _served_name,
     _server_error,
@@ -85,9 +88,13 @@ class RecordedRequest:
     JSON). ``status`` is the HTTP status answered, ``0`` while the request is being worked
     on and for requests deliberately left without any answer (the ``disconnect`` fault):
     the log entry is swapped for an updated copy once the status is known, so read
-    ``fake.requests`` again rather than keeping an old entry. ``received_at`` and each
-    ``chunk_times`` entry are :func:`time.perf_counter` readings: when the request had been
-    read, and right after each SSE content event was written to the socket.
+    ``fake.requests`` again rather than keeping an old entry. ``received_at``, each
+    ``chunk_times`` entry and ``finished_at`` are :func:`time.perf_counter` readings: when
+    the request had been read, right after each SSE content event was written to the socket,
+    and right after the answer's last bytes were (``None`` while it is being written and for
+    an answer that never completed: a cut stream, a client gone). The in-flight slot is
+    freed just *before* those last bytes, so a client's next request may be read a moment
+    before ``finished_at`` is taken: allow for that when computing overlaps from the log.
     """
 
     method: str
@@ -100,6 +107,7 @@ class RecordedRequest:
     status: int
     received_at: float
     chunk_times: list[float] = field(default_factory=list)
+    finished_at: float | None = None
     token_sha256: str | None = field(default=None, repr=False)
 
     @property
@@ -120,13 +128,31 @@ class RecordedRequest:
 # --------------------------------------------------------------------------------------
 
 
+def _tokens_wait(booked: deque[tuple[float, int]], cost: int, limit: int, now: float) -> int | None:
+    """Whole seconds until ``cost`` more tokens fit under ``limit`` in the 60 s window that
+    ``booked`` ((time, tokens), oldest first, pruned here) describes; None if they fit now."""
+    while booked and booked[0][0] <= now - 60:
+        booked.popleft()
+    excess = sum(tokens for _at, tokens in booked) + cost - limit
+    if excess <= 0:
+        return None
+    if cost > limit:
+        return 60  # never fits: the whole window, as for a request over the real limit
+    for at, tokens in booked:
+        excess -= tokens
+        if excess <= 0:
+            return max(1, math.ceil(at + 60 - now))
+    raise AssertionError("unreachable: the booked tokens exceed the excess")
+
+
 class FakeGitHubModels:
     """A GitHub Models service on loopback, scriptable per request, for tests.
 
     Start it with ``with FakeGitHubModels() as fake:`` (or :meth:`start`/:meth:`stop`) and
     point a client at :attr:`url`. Script answers with :meth:`reply`, :meth:`fail` and
-    :meth:`retire`; inspect what arrived with :attr:`requests` and what is still being
-    answered with :attr:`in_flight`.
+    :meth:`retire`; inspect what arrived with :attr:`requests`, what is still being
+    answered with :attr:`in_flight` and the most ever answered at once with
+    :attr:`max_in_flight`.
 
     Keyword options (all but ``host``, ``port``, ``tokens``, ``catalog`` and ``clock`` are
     plain attributes that a test may change while the double runs):
@@ -137,8 +163,19 @@ class FakeGitHubModels:
       ``finish_reason`` chunk), ``"azure"`` (same, first chunk has ``"model": ""``) or
       ``"openai"`` (no filter chunk; usage in a last ``choices: []`` chunk when the
       request sets ``stream_options.include_usage``).
+    - ``reply_mode``: what an unscripted chat request gets: ``"echo"`` (``"Echo: <last user
+      message>"``) or ``"extractive"`` (the first sentence of each paragraph of the last user
+      message, one per line, with a leading list marker or id such as ``[cap-12]`` kept), so
+      that a summarising program's output reads like a summary. Usage counts what is sent.
     - ``rpm`` / ``daily``: requests per model per token in a sliding 60 s / 24 h window
       measured with ``clock``; over it, a 429 with the real headers. ``None``: off.
+    - ``tpm``: estimated tokens per model per token in a sliding 60 s window on ``clock``.
+      A request books its input estimate (as for ``max_input_tokens``) plus its
+      ``max_tokens`` (or ``max_completion_tokens``) when given, at arrival; over the limit,
+      a 429 of type ``UserByModelByMinuteTokens`` saying how many seconds until enough
+      tokens leave the window. A request estimated above ``tpm`` on its own never fits: its
+      429 asks for the whole window, 60 s, as the real services refuse a request larger
+      than the limit. Embeddings book their input. ``None``: off.
     - ``concurrency``: chat and embeddings requests in flight per token (a stream is in
       flight until its last byte); over it, a 429 with ``retry-after: 0``. ``None``: off.
     - ``tokens``: the accepted bearer tokens (kept only as SHA-256 digests); ``None``
@@ -147,7 +184,8 @@ class FakeGitHubModels:
       / 4); over it, ``413 tokens_limit_reached``. ``None``: off.
     - ``catalog``: the entries of ``GET /catalog/models`` and the model ids GitHub routes
       accept (case-insensitively); defaults to a realistic catalog of eight models.
-    - ``clock``: the time source of the ``rpm``/``daily`` windows, so tests can move time.
+    - ``clock``: the time source of the ``rpm``/``tpm``/``daily`` windows, so tests can move
+      time.
     """
 
     def __init__(
@@ -158,7 +196,9 @@ class FakeGitHubModels:
         latency: float = 0.0,
         chunk_delay: float = 0.0,
         stream_style: StreamStyle = "github",
+        reply_mode: ReplyMode = "echo",
         rpm: int | None = None,
+        tpm: int | None = None,
         concurrency: int | None = None,
         daily: int | None = None,
         tokens: Iterable[str] | None = None,
@@ -175,7 +215,9 @@ class FakeGitHubModels:
         self.latency = latency
         self.chunk_delay = chunk_delay
         self.stream_style: StreamStyle = stream_style
+        self.reply_mode = reply_mode
         self.rpm = rpm
+        self.tpm = tpm
         self.concurrency = concurrency
         self.daily = daily
         self.max_input_tokens = max_input_tokens
@@ -190,11 +232,24 @@ class FakeGitHubModels:
         self._retired: str | None = None
         self._minute: dict[tuple[str, str], deque[float]] = {}
         self._day: dict[tuple[str, str], deque[float]] = {}
+        self._minute_tokens: dict[tuple[str, str], deque[tuple[float, int]]] = {}
         self._in_flight: dict[str, int] = {}
+        self._max_in_flight = 0
         self._served: dict[str, list[int]] = {}  # model -> [requests, tokens] for x-ratelimit-*
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def reply_mode(self) -> ReplyMode:
+        """The reply to unscripted chat requests: ``"echo"`` or ``"extractive"`` (settable)."""
+        return self._reply_mode
+
+    @reply_mode.setter
+    def reply_mode(self, mode: ReplyMode) -> None:
+        if mode not in _REPLY_MODES:
+            raise ValueError(f"reply_mode must be 'echo' or 'extractive', not {mode!r}")
+        self._reply_mode: ReplyMode = mode
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -331,14 +386,19 @@ class FakeGitHubModels:
             self._retired = name
 
     def reset(self) -> None:
-        """Forget queued replies and faults, the request log, retirement and the limit windows."""
+        """Forget queued replies and faults, the request log, retirement and the limit windows.
+
+        :attr:`max_in_flight` restarts from the requests still in flight.
+        """
         with self._lock:
+            self._max_in_flight = max(self._in_flight.values(), default=0)
             self._replies.clear()
             self._faults.clear()
             self._log.clear()
             self._retired = None
             self._minute.clear()
             self._day.clear()
+            self._minute_tokens.clear()
             self._served.clear()
 
     # -- inspection --------------------------------------------------------------------
@@ -363,6 +423,16 @@ class FakeGitHubModels:
         """
         with self._lock:
             return sum(self._in_flight.values())
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most inference requests one token had in flight at once, since creation or
+        :meth:`reset` (a stream counts until its last event).
+
+        For benchmarks of a client's parallelism: ``assert fake.max_in_flight <= 4``.
+        """
+        with self._lock:
+            return self._max_in_flight
 
     @property
     def catalog(self) -> list[dict[str, Any]]:
@@ -396,8 +466,13 @@ class FakeGitHubModels:
         )
         with self._lock:
             self._log.append(record)
+        update = self._log_updater(record)
         exchange = _Exchange(
-            self, handler, on_status=self._status_recorder(record), chunk_times=record.chunk_times
+            self,
+            handler,
+            on_status=lambda status: update(status=status),
+            on_finish=lambda at: update(finished_at=at),
+            chunk_times=record.chunk_times,
         )
         try:
             self._answer(exchange, incoming)
@@ -409,18 +484,19 @@ class FakeGitHubModels:
             else:
                 handler.close_connection = True
 
-    def _status_recorder(self, record: RecordedRequest) -> Callable[[int], None]:
-        """A callback that swaps ``record``'s log entry for a copy carrying the answered status."""
+    def _log_updater(self, record: RecordedRequest) -> Callable[..., None]:
+        """A callback that swaps ``record``'s log entry for a copy with the given fields
+        changed (``status``, ``finished_at``), each time it is called."""
         current = record
 
-        def set_status(status: int) -> None:
+        def update(**changes: Any) -> None:
             nonlocal current
-            current = self._set_status(current, status)
+            current = self._replace_entry(current, changes)
 
-        return set_status
+        return update
 
-    def _set_status(self, record: RecordedRequest, status: int) -> RecordedRequest:
-        updated = dataclasses.replace(record, status=status)
+    def _replace_entry(self, record: RecordedRequest, changes: dict[str, Any]) -> RecordedRequest:
+        updated = dataclasses.replace(record, **changes)
         with self._lock:
             for i in range(len(self._log) - 1, -1, -1):
                 if self._log[i] is record:
@@ -457,7 +533,7 @@ class FakeGitHubModels:
             return ex.send(refusal)
         assert model is not None
         token = inc.token_sha256 or ""
-        refusal = self._admit(token, model)
+        refusal = self._admit(token, model, _requested_tokens(body, inc.kind))
         if refusal is not None:
             return ex.send(refusal)
         ex.on_last_bytes = lambda: self._release(token)
@@ -497,8 +573,11 @@ class FakeGitHubModels:
 
     # -- limits ------------------------------------------------------------------------
 
-    def _admit(self, token: str, model: str) -> _Answer | None:
-        """Check 5: take an in-flight slot and a place in the rpm/daily windows, or refuse."""
+    def _admit(self, token: str, model: str, cost: int) -> _Answer | None:
+        """Check 5: take an in-flight slot and a place in the rpm/daily/tpm windows, or refuse.
+
+        ``cost`` is the request's estimated tokens, booked against ``tpm``.
+        """
         key = (token, model.lower())
         with self._lock:
             now = self._clock()
@@ -517,10 +596,18 @@ class FakeGitHubModels:
                 if len(times) >= limit:
                     wait = max(1, math.ceil(times[0] + span - now))
                     return _rate_limited(limit, span, kind, wait)
+            tpm = self.tpm
+            if tpm is not None:
+                booked = self._minute_tokens.setdefault(key, deque())
+                tokens_wait = _tokens_wait(booked, cost, tpm, now)
+                if tokens_wait is not None:
+                    return _rate_limited(tpm, 60, "UserByModelByMinuteTokens", tokens_wait)
+                booked.append((now, cost))
             for limit, _span, _kind, table in windows:
                 if limit is not None:
                     table[key].append(now)
-            self._in_flight[token] = self._in_flight.get(token, 0) + 1
+            held = self._in_flight[token] = self._in_flight.get(token, 0) + 1
+            self._max_in_flight = max(self._max_in_flight, held)
         return None
 
     def _release(self, token: str) -> None:
@@ -600,7 +687,7 @@ class FakeGitHubModels:
     def _outcome(
         self, body: dict[str, Any], model: str, prompt_tokens: int, fault: _Fault | None
     ) -> _Outcome:
-        """Check 7: what to say — a content-filter fault, a scripted reply, or the echo."""
+        """Check 7: what to say — a content-filter fault, a scripted reply, or the default."""
         served, mistral = _served_name(model)
         fingerprint = _fingerprint(model, mistral)
         flagged = None
@@ -615,7 +702,7 @@ class FakeGitHubModels:
             with self._lock:
                 scripted = self._replies.popleft() if self._replies else None
             if scripted is None:
-                text, finish = _echo(body)
+                text, finish = _default_reply(body, self._reply_mode)
                 pieces = _split_pieces(text)
             else:
                 text, finish, usage = scripted.text, scripted.finish_reason, scripted.usage

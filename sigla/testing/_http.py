@@ -147,7 +147,8 @@ class _Exchange:
     """Writes one answer (plain, streamed or none at all) and reports what it wrote.
 
     ``on_status`` is called once with the status line's code just before it is sent;
-    ``chunk_times`` receives a :func:`time.perf_counter` reading after each SSE content event.
+    ``chunk_times`` receives a :func:`time.perf_counter` reading after each SSE content event;
+    ``on_finish`` gets one when the answer has been written whole (never for a dropped one).
     """
 
     def __init__(
@@ -156,16 +157,19 @@ class _Exchange:
         handler: _Handler,
         *,
         on_status: Callable[[int], None],
+        on_finish: Callable[[float], None],
         chunk_times: list[float],
     ) -> None:
         self.service, self.handler = service, handler
-        self.on_status, self.chunk_times = on_status, chunk_times
+        self.on_status, self.on_finish, self.chunk_times = on_status, on_finish, chunk_times
         self.answered = False
         # Frees the in-flight slot. Called just before the bytes that complete the answer, so
-        # a client that has read a whole answer never finds its slot still taken.
+        # a client that has read a whole answer and sends its next request at once (on
+        # another connection, served by another thread) never finds its slot still taken.
         self.on_last_bytes: Callable[[], None] | None = None
 
     def end_flight(self) -> None:
+        """Free the in-flight slot, if one is held; safe to call any number of times."""
         release, self.on_last_bytes = self.on_last_bytes, None
         if release is not None:
             release()
@@ -188,6 +192,7 @@ class _Exchange:
         h.end_headers()
         if h.command != "HEAD":
             h.wfile.write(answer.body)
+        self.on_finish(time.perf_counter())
 
     def stream(self, events: Iterable[tuple[str, bytes]], headers: Mapping[str, str]) -> None:
         """Send SSE events with hand-made chunked transfer-encoding, keeping the connection."""
@@ -203,7 +208,12 @@ class _Exchange:
             h.send_header(name, value)
         h.send_header("Transfer-Encoding", "chunked")
         h.end_headers()
-        for i, (kind, data) in enumerate(events):
+        # One event of look-ahead tells which one is the last: the slot is freed before it
+        # (usually "[DONE]"), which leaves together with the terminating zero-length chunk.
+        upcoming = enumerate(events)
+        following = next(upcoming, None)
+        while following is not None:
+            (i, (kind, data)), following = following, next(upcoming, None)
             if kind == "stall":
                 self.service._sleep(float(data))
                 continue
@@ -213,11 +223,19 @@ class _Exchange:
                 return
             if i:
                 self.service._sleep(self.service.chunk_delay)
-            h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            frame = b"%x\r\n%s\r\n" % (len(data), data)
+            if following is None:
+                self.end_flight()
+                frame += b"0\r\n\r\n"
+            h.wfile.write(frame)
             if kind == "content":
                 times.append(time.perf_counter())
-        self.end_flight()
-        h.wfile.write(b"0\r\n\r\n")
+            if following is None:
+                break
+        else:  # no event at all, or a stall last
+            self.end_flight()
+            h.wfile.write(b"0\r\n\r\n")
+        self.on_finish(time.perf_counter())
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -41,8 +41,8 @@ __all__ = [
     "_completion_body",
     "_default_catalog",
     "_model_list",
+    "_default_reply",
     "_dumps",
-    "_echo",
     "_embeddings_body",
     "_error",
     "_estimate_tokens",
@@ -51,6 +51,7 @@ __all__ = [
     "_json_answer",
     "_message_texts",
     "_rate_limited",
+    "_requested_tokens",
     "_retirement",
     "_served_name",
     "_server_error",
@@ -392,6 +393,21 @@ def _estimate_tokens(texts: Iterable[str]) -> int:
     return math.ceil(sum(len(t) for t in texts) / 4)
 
 
+def _requested_tokens(body: Mapping[str, Any], kind: str | None) -> int:
+    """The tokens a request books against a tokens-per-minute limit, estimated on arrival.
+
+    Chat: its input as ``max_input_tokens`` counts it (ceil(characters of message contents /
+    4)) plus the output it allows (``max_tokens``, else ``max_completion_tokens``; 0 when
+    neither is a positive integer). Embeddings: the input texts, estimated the same way.
+    """
+    if kind == "embeddings":
+        raw = body.get("input")
+        return _estimate_tokens(str(item) for item in (raw if isinstance(raw, list) else [raw]))
+    allowed = (body.get("max_tokens"), body.get("max_completion_tokens"))
+    output = next((n for n in allowed if type(n) is int and n > 0), 0)
+    return _estimate_tokens(_message_texts(body)) + output
+
+
 def _message_texts(body: Mapping[str, Any]) -> list[str]:
     messages = body.get("messages")
     if not isinstance(messages, list):
@@ -399,13 +415,42 @@ def _message_texts(body: Mapping[str, Any]) -> list[str]:
     return [_content_text(m.get("content")) for m in messages if isinstance(m, dict)]
 
 
-def _echo(body: Mapping[str, Any]) -> tuple[str, str]:
-    """The default reply: an echo of the last user message, honouring stop and max_tokens."""
+# A paragraph's leading list marker or id ("- ", "2. ", "3) ", "[cap-12] "), kept but never
+# taken for the end of its first sentence.
+_LEADING_MARKERS = re.compile(r"(?:[-*+\u2022]\s+|\d+[.)]\s+|\[[^\]\n]*\]\s*)*")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|\Z)")
+_BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
+
+
+def _first_sentences(text: str) -> str:
+    """The first sentence of each paragraph (paragraphs end at blank lines), one per line.
+
+    A sentence ends at ``.``, ``!`` or ``?`` followed by whitespace or the end; a paragraph
+    without one is kept whole. Whitespace inside a sentence is collapsed to single spaces.
+    """
+    sentences = []
+    for paragraph in _BLANK_LINE.split(text):
+        flat = " ".join(paragraph.split())
+        if not flat:
+            continue
+        marker = _LEADING_MARKERS.match(flat)
+        end = _SENTENCE_END.search(flat, marker.end() if marker else 0)
+        sentences.append(flat[: end.end()] if end else flat)
+    return "\n".join(sentences)
+
+
+def _default_reply(body: Mapping[str, Any], mode: str = "echo") -> tuple[str, str]:
+    """The unscripted reply to the last user message, honouring ``stop`` and ``max_tokens``.
+
+    ``mode`` ``"echo"``: ``"Echo: <message>"``; ``"extractive"``: its first sentences
+    (:func:`_first_sentences`), so that a summarising client's output reads like a summary.
+    """
     last = ""
     for message in body.get("messages") or []:
         if isinstance(message, dict) and message.get("role") == "user":
             last = _content_text(message.get("content"))
-    text, finish = f"Echo: {last}", "stop"
+    text = _first_sentences(last) if mode == "extractive" else f"Echo: {last}"
+    finish = "stop"
     stop = body.get("stop")
     stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str) and s]
     cuts = [text.find(s) for s in stops if s and s in text]
@@ -519,8 +564,9 @@ def _stream_events(
     """The SSE events of a streamed answer (contract §4), as (kind, bytes) pairs.
 
     kind is ``"content"`` for content events (timed in ``chunk_times``), ``"event"`` for
-    the others, and ``"cut"`` where the connection must be dropped. Events are built as
-    they are sent, so the first one leaves without waiting for the rest.
+    the others, ``"stall"`` for a pause (its bytes are the seconds) and ``"cut"`` where the
+    connection must be dropped. Events are built as they are sent (the writer looks one
+    ahead), so the first one leaves without waiting for the rest.
     """
     openai = style == "openai"
     created, chat_id = int(time.time()), "chatcmpl-" + uuid.uuid4().hex[:29]

@@ -1,0 +1,563 @@
+"""The batch engine behind ``GitHubLLM.map``, ``imap`` and ``amap``.
+
+Many prompts, one client: workers (threads, or tasks on an event loop) take the next item
+only when they are free, so memory stays bounded by the concurrency whatever the input's
+size. Every item ends as its answer or its own error; an error that dooms every remaining
+item (a rejected credential, a spent daily quota, a retired service, a missing model) stops
+new submissions, and the items already on the wire finish (their answers are paid for).
+
+How many requests are in flight:
+
+- ``concurrency=N``: N workers.
+- the service's concurrent-request cap is known (``limits``): one worker more than the cap.
+  The cap itself is kept on the wire by the limiter (the transport's gate), so the extra
+  worker has its next request built and waiting when a slot frees.
+- unknown cap: the budget's learned concurrency (AIMD: halved on a concurrency 429, grown
+  back on success), unless ``adaptive=False``, which runs :data:`FIXED_CONCURRENCY`.
+
+Ctrl-C (or closing an ``imap`` early) stops submitting, shuts the sockets of the requests
+on the wire, and re-raises at once.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+from typing import TYPE_CHECKING, Any, Literal, Union, overload
+
+from ._cancel import SCOPE, Cancelled, CancelScope
+from ._limits import PATIENT
+from ._progress import Progress
+from ._slots import Slots
+from ._text import shown
+from .errors import (
+    AuthenticationError,
+    BatchError,
+    ConfigurationError,
+    GitHubModelsRetiredError,
+    InvalidRequestError,
+    LLMError,
+    ModelNotFoundError,
+    NotAttemptedError,
+    RateLimitError,
+)
+
+if TYPE_CHECKING:
+    from .llm import GitHubLLM
+
+__all__ = ["BatchMethods", "Prompt", "FIXED_CONCURRENCY"]
+
+Prompt = Union[str, Sequence[Mapping[str, Any]]]  # noqa: UP007 (a runtime alias on 3.10)
+Result = Union[str, LLMError]  # noqa: UP007
+
+FIXED_CONCURRENCY = 4  # unknown cap and adaptive=False
+_MOST_WORKERS = 256
+
+
+def call_args(index: int, item: object, system: str | None) -> dict[str, Any]:
+    """``chat``'s arguments for one prompt item: a string, or a list of message dicts.
+
+    ``system`` goes first in a message list that has no system message of its own.
+    """
+    if isinstance(item, str):
+        return {"prompt": item, "system": system}
+    if isinstance(item, (list, tuple)) and all(isinstance(m, Mapping) for m in item):
+        messages = list(item)
+        if system is not None and not any(m.get("role") == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": system})
+        return {"messages": messages}
+    raise InvalidRequestError(
+        f"Item {index}: a prompt is a string (the user message) or a list of message "
+        f"dicts like {{'role': 'user', 'content': '...'}}, not {shown(item)}."
+    )
+
+
+_DOOMING = (ConfigurationError, AuthenticationError, ModelNotFoundError, GitHubModelsRetiredError)
+
+
+def dooms(error: LLMError, max_retry_wait: float) -> bool:
+    """Whether ``error`` would befall every remaining item too, so the batch must stop."""
+    if isinstance(
+        error,
+        (ConfigurationError, AuthenticationError, ModelNotFoundError, GitHubModelsRetiredError),
+    ):
+        return True
+    if isinstance(error, RateLimitError):
+        if "day" in (error.limit_type or "").lower():
+            return True
+        return error.retry_after is not None and error.retry_after > max_retry_wait
+    return False
+
+
+def workers_for(
+    llm: GitHubLLM, concurrency: int | None, adaptive: bool
+) -> tuple[int, Slots | None]:
+    """How many workers a batch runs, and the gate they pass (the learned concurrency)."""
+    if concurrency is not None:
+        if (
+            isinstance(concurrency, bool)
+            or not isinstance(concurrency, int)
+            or not 1 <= concurrency <= _MOST_WORKERS
+        ):
+            raise InvalidRequestError(
+                f"concurrency= must be an int from 1 to {_MOST_WORKERS}, or None to follow "
+                f"the service's limit (or adapt to it), not {shown(concurrency)}."
+            )
+        return concurrency, None
+    limiter = llm._attempts.limiter
+    known = limiter.limits.concurrent_requests
+    if known:
+        return min(known + 1, _MOST_WORKERS), None
+    if adaptive:
+        learned = limiter.adaptive
+        return learned.ceiling, learned.slots
+    return FIXED_CONCURRENCY, None
+
+
+def _not_attempted(reason: LLMError) -> NotAttemptedError:
+    return NotAttemptedError(
+        f"Not sent: the batch stopped on {type(reason).__name__}: {reason.message}",
+        reason=reason,
+    )
+
+
+class _Outcome:
+    """What a run learned beyond the answers: the error that stopped it, if any."""
+
+    def __init__(self, max_retry_wait: float) -> None:
+        self.max_retry_wait = max_retry_wait
+        self.reason: LLMError | None = None
+        self.stop = threading.Event()
+
+    def record(self, error: LLMError) -> None:
+        if self.reason is None and dooms(error, self.max_retry_wait):
+            self.reason = error
+            self.stop.set()
+
+
+# ---------------------------------------------------------------- threads
+
+
+class _ThreadRun:
+    """One sync batch: ``workers`` daemon threads pulling items, results through a queue."""
+
+    _DONE = object()
+
+    def __init__(
+        self,
+        llm: GitHubLLM,
+        prompts: Iterable[object],
+        system: str | None,
+        params: dict[str, Any],
+        workers: int,
+        gate: Slots | None,
+        progress: Progress,
+    ) -> None:
+        self._llm = llm
+        self._source = enumerate(prompts)
+        self._system = system
+        self._params = params
+        self._workers = workers
+        self._gate = gate
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._results: queue.Queue[Any] = queue.Queue(maxsize=2 * workers)
+        self._scope = CancelScope()
+        self.outcome = _Outcome(llm.settings.max_retry_wait)
+        self.source_error: BaseException | None = None
+
+    def _take(self) -> tuple[int, object] | None:
+        with self._lock:
+            if self.outcome.stop.is_set():
+                return None
+            try:
+                return next(self._source)
+            except StopIteration:
+                return None
+            except BaseException as error:  # the caller's iterable failed: stop, re-raise
+                self.source_error = error
+                self.outcome.stop.set()
+                return None
+
+    def _one(self, index: int, item: object) -> Result:
+        try:
+            args = call_args(index, item, self._system)
+        except LLMError as error:
+            return error
+        gate = self._gate
+        if gate is not None:
+            gate.acquire(None)
+        try:
+            if self.outcome.reason is not None:
+                return _not_attempted(self.outcome.reason)
+            return self._llm.chat(**args, **self._params)
+        except LLMError as error:
+            self.outcome.record(error)
+            return error
+        finally:
+            if gate is not None:
+                gate.release()
+
+    def _work(self) -> None:
+        SCOPE.set(self._scope)  # a new thread starts in a context of its own
+        PATIENT.set(True)
+        try:
+            while (taken := self._take()) is not None:
+                index, item = taken
+                self._results.put((index, self._one(index, item)))
+        except Cancelled:
+            pass
+        finally:
+            self._results.put(self._DONE)
+
+    def __iter__(self) -> Iterator[tuple[int, Result]]:
+        for n in range(self._workers):
+            threading.Thread(target=self._work, name=f"sigla-batch-{n}", daemon=True).start()
+        alive = self._workers
+        try:
+            while alive:
+                got = self._results.get()
+                if got is self._DONE:
+                    alive -= 1
+                    continue
+                self._progress.done(got[1])
+                yield got
+        except BaseException:  # Ctrl-C, or the caller stopped iterating: stop everything
+            self.outcome.stop.set()
+            self._scope.cancel()
+            raise
+        if self.source_error is not None:
+            raise self.source_error
+
+
+def run_threads(
+    llm: GitHubLLM,
+    prompts: Iterable[object],
+    *,
+    system: str | None,
+    concurrency: int | None,
+    adaptive: bool,
+    progress: Progress,
+    params: dict[str, Any],
+) -> tuple[Iterator[tuple[int, Result]], _Outcome]:
+    """Start a threaded batch: its ``(index, result)`` pairs as they finish, and its outcome."""
+    workers, gate = workers_for(llm, concurrency, adaptive)
+    run = _ThreadRun(llm, prompts, system, params, workers, gate, progress)
+    return iter(run), run.outcome
+
+
+# ---------------------------------------------------------------- tasks
+
+
+async def run_tasks(
+    llm: GitHubLLM,
+    prompts: Sequence[object],
+    *,
+    system: str | None,
+    concurrency: int | None,
+    adaptive: bool,
+    progress: Progress,
+    params: dict[str, Any],
+) -> tuple[list[Result | None], _Outcome]:
+    """Run a batch on the running event loop; results by index (None: never taken)."""
+    import asyncio
+
+    workers, gate = workers_for(llm, concurrency, adaptive)
+    outcome = _Outcome(llm.settings.max_retry_wait)
+    results: list[Result | None] = [None] * len(prompts)
+    items = iter(enumerate(prompts))
+
+    async def one(index: int, item: object) -> Result:
+        try:
+            args = call_args(index, item, system)
+        except LLMError as error:
+            return error
+        if gate is not None:
+            await gate.aacquire(None)
+        try:
+            if outcome.reason is not None:
+                return _not_attempted(outcome.reason)
+            return await llm.achat(**args, **params)
+        except LLMError as error:
+            outcome.record(error)
+            return error
+        finally:
+            if gate is not None:
+                gate.release()
+
+    async def work() -> None:
+        PATIENT.set(True)  # each task runs in a copy of the context
+        while not outcome.stop.is_set():
+            taken = next(items, None)
+            if taken is None:
+                return
+            index, item = taken
+            results[index] = result = await one(index, item)
+            progress.done(result)
+
+    tasks = [asyncio.ensure_future(work()) for _ in range(min(workers, max(1, len(prompts))))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return results, outcome
+
+
+# ---------------------------------------------------------------- results
+
+
+def gather_results(
+    results: Sequence[Result | None], outcome: _Outcome, return_exceptions: bool
+) -> list[Any]:
+    """``map``'s list: answers in input order, errors in place (or a :class:`BatchError`)."""
+    reason = outcome.reason
+    full: list[Result] = [
+        r if r is not None else _not_attempted(reason or LLMError("not run")) for r in results
+    ]
+    failed = [r for r in full if isinstance(r, LLMError)]
+    if return_exceptions or not failed:
+        return full
+    raise BatchError(_summary(full, failed, reason), results=full, reason=reason)
+
+
+def _summary(full: list[Result], failed: list[LLMError], reason: LLMError | None) -> str:
+    skipped = sum(isinstance(r, NotAttemptedError) for r in failed)
+    kinds: dict[str, int] = {}
+    for error in failed:
+        if not isinstance(error, NotAttemptedError):
+            kinds[type(error).__name__] = kinds.get(type(error).__name__, 0) + 1
+    answered = len(full) - len(failed)
+    parts = [
+        f"{len(failed) - skipped} of {len(full)} items failed"
+        + (f" ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})" if kinds else "")
+        + f"; {answered} answers are kept in .results (aligned with the inputs)."
+    ]
+    if reason is not None:
+        parts.append(
+            f"The batch stopped early, {skipped} items not sent: {reason.message} "
+            "Fix that and run the same map again; with the cache on (cache=True), the "
+            "answers already received are not requested again."
+        )
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------- the client's methods
+
+
+class BatchMethods:
+    """``map``, ``imap`` and ``amap``: many prompts through one client (``GitHubLLM``)."""
+
+    @overload
+    def map(
+        self,
+        prompts: Iterable[Prompt],
+        *,
+        system: str | None = ...,
+        concurrency: int | None = ...,
+        progress: bool | None = ...,
+        return_exceptions: Literal[False] = ...,
+        adaptive: bool = ...,
+        temperature: float | None = ...,
+        max_tokens: int | None = ...,
+        top_p: float | None = ...,
+        stop: str | Sequence[str] | None = ...,
+        seed: int | None = ...,
+    ) -> list[str]: ...
+
+    @overload
+    def map(
+        self,
+        prompts: Iterable[Prompt],
+        *,
+        system: str | None = ...,
+        concurrency: int | None = ...,
+        progress: bool | None = ...,
+        return_exceptions: Literal[True],
+        adaptive: bool = ...,
+        temperature: float | None = ...,
+        max_tokens: int | None = ...,
+        top_p: float | None = ...,
+        stop: str | Sequence[str] | None = ...,
+        seed: int | None = ...,
+    ) -> list[str | LLMError]: ...
+
+    def map(
+        self,
+        prompts: Iterable[Prompt],
+        *,
+        system: str | None = None,
+        concurrency: int | None = None,
+        progress: bool | None = None,
+        return_exceptions: bool = False,
+        adaptive: bool = True,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+    ) -> list[Any]:
+        """Answer every prompt, as fast as the service's limits allow; answers in input order.
+
+        A prompt is a string (the user message) or a list of message dicts; the other
+        options are :meth:`chat`'s, for every item. An item's own failure (input too
+        large, filtered, a fault that outlived its retries) is kept in its place and the
+        batch goes on; an error that dooms the rest (credential, spent daily quota,
+        retirement, configuration) stops new requests and lets those on the wire finish.
+        Then, if any item failed: with ``return_exceptions=True`` its error is in the list
+        (a :class:`~sigla.errors.NotAttemptedError` for items never sent); otherwise a
+        :class:`~sigla.errors.BatchError` is raised carrying ``.results``.
+
+        ``concurrency``: requests in flight (None: the service's known limit, else learned
+        from its 429s unless ``adaptive=False``). ``progress``: a bar on stderr (None: when
+        stderr is a terminal or in a notebook).
+        """
+        items = list(prompts)
+        params = _params(temperature, max_tokens, top_p, stop, seed)
+        client = self._client()
+        with Progress(progress, len(items), client.usage) as bar:
+            pairs, outcome = run_threads(
+                client,
+                items,
+                system=system,
+                concurrency=concurrency,
+                adaptive=adaptive,
+                progress=bar,
+                params=params,
+            )
+            results: list[Result | None] = [None] * len(items)
+            for index, result in pairs:
+                results[index] = result
+        return gather_results(results, outcome, return_exceptions)
+
+    def imap(
+        self,
+        prompts: Iterable[Prompt],
+        *,
+        system: str | None = None,
+        concurrency: int | None = None,
+        progress: bool | None = None,
+        adaptive: bool = True,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+    ) -> Iterator[tuple[int, str | LLMError]]:
+        """Yield ``(input index, answer or error)`` as each prompt finishes.
+
+        Takes any iterable, a generator of a million prompts included: items are read only
+        as workers free up, so memory stays bounded by the concurrency. Options as
+        :meth:`map`. If an error dooms the rest, the items on the wire are yielded, then a
+        :class:`~sigla.errors.BatchError` (``.reason``: that error) is raised; the input
+        is not read further. Leaving the loop early stops the batch.
+        """
+        params = _params(temperature, max_tokens, top_p, stop, seed)
+        client = self._client()
+        total = len(prompts) if isinstance(prompts, Sized) else None
+        with Progress(progress, total, client.usage) as bar:
+            pairs, outcome = run_threads(
+                client,
+                prompts,
+                system=system,
+                concurrency=concurrency,
+                adaptive=adaptive,
+                progress=bar,
+                params=params,
+            )
+            yield from pairs
+        if outcome.reason is not None:
+            reason = outcome.reason
+            raise BatchError(
+                f"The batch stopped early on {type(reason).__name__}: {reason.message} "
+                "The rest of the input was not read.",
+                reason=reason,
+            )
+
+    @overload
+    async def amap(
+        self,
+        prompts: Iterable[Prompt],
+        *,
+        system: str | None = ...,
+        concurrency: int | None = ...,
+        progress: bool | None = ...,
+        return_exceptions: Literal[False] = ...,
+        adaptive: bool = ...,
+        temperature: float | None = ...,
+        max_tokens: int | None = ...,
+        top_p: float | None = ...,
+        stop: str | Sequence[str] | None = ...,
+        seed: int | None = ...,
+    ) -> list[str]: ...
+
+    @overload
+    async def amap(
+        self,
+        prompts: Iterable[Prompt],
+        *,
+        system: str | None = ...,
+        concurrency: int | None = ...,
+        progress: bool | None = ...,
+        return_exceptions: Literal[True],
+        adaptive: bool = ...,
+        temperature: float | None = ...,
+        max_tokens: int | None = ...,
+        top_p: float | None = ...,
+        stop: str | Sequence[str] | None = ...,
+        seed: int | None = ...,
+    ) -> list[str | LLMError]: ...
+
+    async def amap(
+        self,
+        prompts: Iterable[Prompt],
+        *,
+        system: str | None = None,
+        concurrency: int | None = None,
+        progress: bool | None = None,
+        return_exceptions: bool = False,
+        adaptive: bool = True,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+    ) -> list[Any]:
+        """Async twin of :meth:`map`, on the running event loop (cancelling it cancels the
+        requests on the wire)."""
+        items = list(prompts)
+        params = _params(temperature, max_tokens, top_p, stop, seed)
+        client = self._client()
+        with Progress(progress, len(items), client.usage) as bar:
+            results, outcome = await run_tasks(
+                client,
+                items,
+                system=system,
+                concurrency=concurrency,
+                adaptive=adaptive,
+                progress=bar,
+                params=params,
+            )
+        return gather_results(results, outcome, return_exceptions)
+
+    def _client(self) -> GitHubLLM:
+        return self  # type: ignore[return-value]
+
+
+def _params(
+    temperature: float | None,
+    max_tokens: int | None,
+    top_p: float | None,
+    stop: str | Sequence[str] | None,
+    seed: int | None,
+) -> dict[str, Any]:
+    return {
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "top_p": top_p,
+        "stop": stop,
+        "seed": seed,
+    }

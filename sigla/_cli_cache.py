@@ -1,0 +1,141 @@
+"""``sigla cache info`` and ``sigla cache clear``: the response cache from the command line.
+
+``cli.py`` wires them with ``add_cache_commands(main, _command)``, so these commands end
+every failure as its other commands do (one ``sigla: error:`` line, exit 2 for a bad
+setting). The cache module is imported only when one of them runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from ._cache import CacheTarget
+
+__all__ = ["add_cache_commands", "cache_clear", "cache_info"]
+
+Command = Callable[..., Any]
+
+_CACHE_HELP = (
+    "The cache: a file path or sqlite:///PATH (sqlite:////ABSOLUTE/PATH) "
+    "(default: SIGLA_CACHE_URL)."
+)
+
+
+def _ways_to_configure(default: str) -> list[str]:
+    return [
+        "No response cache is configured. Name one with:",
+        "  --cache PATH            for this command (a path, or sqlite:///PATH)",
+        "  SIGLA_CACHE_URL=PATH    for every sigla program run with it",
+        "  GitHubLLM(cache=True)   in code: the default file below",
+        f"default file  {default}",
+    ]
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    power = min(int(math.log(count, 1024)), 3)
+    return f"{count / 1024**power:.1f} {('KiB', 'MiB', 'GiB')[power - 1]} ({count} bytes)"
+
+
+def _stamp(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _report(target: CacheTarget) -> list[str]:
+    """What a cache holds, one row each; a file that does not exist is not created."""
+    from ._cache import open_target
+
+    rows = [f"cache         {target.location}   (from {target.source})"]
+    if target.scheme == "sqlite" and not os.path.exists(target.location):
+        return [*rows, "entries       0 (no file there yet)"]
+    with open_target(target) as cache:
+        info = cache.info()
+    return [
+        *rows,
+        f"entries       {info.entries}",
+        f"size          {_size(info.size_bytes)}",
+        f"oldest        {_stamp(info.oldest)}",
+        f"newest        {_stamp(info.newest)}",
+    ]
+
+
+def cache_info(setting: str | None) -> None:
+    """Print where the cache is, how many answers it holds, its size and their ages."""
+    from ._cache import CacheTarget, default_cache_path, resolve_cache
+
+    target = resolve_cache(setting, argument="--cache")
+    if target is not None:
+        click.echo("\n".join(_report(target)))
+        return
+    default = default_cache_path()
+    lines = _ways_to_configure(default)
+    if os.path.exists(default):
+        lines.extend(_report(CacheTarget("sqlite", default, "cache=True"))[1:])
+    click.echo("\n".join(lines))
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def cache_clear(setting: str | None, yes: bool) -> None:
+    """Remove every answer from the cache, after asking (unless ``yes``)."""
+    from ._cache import default_cache_path, open_target, resolve_cache
+
+    target = resolve_cache(setting, argument="--cache")
+    if target is None:
+        raise click.UsageError(
+            "No response cache is configured: name it with --cache PATH or SIGLA_CACHE_URL "
+            f"(cache=True's file is {default_cache_path()})."
+        )
+    if not os.path.exists(target.location):
+        click.echo(f"No cache file at {target.location}: nothing to clear.")
+        return
+    with open_target(target) as cache:
+        entries = cache.info().entries
+        if not yes:
+            if not _stdin_is_terminal():
+                raise click.UsageError(
+                    f"Clearing removes {entries} entries from {target.location}: pass --yes "
+                    "to clear without being asked (stdin is not a terminal)."
+                )
+            question = f"Remove all {entries} entries from {target.location}?"
+            if not click.confirm(question, default=False):
+                click.echo("Nothing removed.")
+                return
+        removed = cache.clear()
+    click.echo(f"Removed {removed} entries from {target.location}.")
+
+
+def add_cache_commands(group: click.Group, command: Callable[[Command], Command]) -> None:
+    """Add ``cache info`` and ``cache clear`` to ``group``, each wrapped by ``command``
+    (the CLI's decorator that gives -v/-q and turns errors into one line)."""
+
+    @group.group(name="cache")
+    def cache() -> None:
+        """Inspect or empty the response cache (answers stored with cache=)."""
+
+    @cache.command(name="info")
+    @click.option("--cache", "setting", metavar="URL", help=_CACHE_HELP)
+    @command
+    def info(setting: str | None) -> None:
+        """Show where the cache is, how many answers it holds, its size and their ages."""
+        cache_info(setting)
+
+    @cache.command(name="clear")
+    @click.option("--cache", "setting", metavar="URL", help=_CACHE_HELP)
+    @click.option("-y", "--yes", is_flag=True, help="Clear without asking.")
+    @command
+    def clear(setting: str | None, yes: bool) -> None:
+        """Remove every answer from the cache and print how many there were."""
+        cache_clear(setting, yes)

@@ -1,0 +1,266 @@
+"""Batches: map/imap/amap against the double over loopback, threads and asyncio both."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from conftest import TOKEN
+
+from sigla.llm import (
+    AuthenticationError,
+    BatchError,
+    GitHubLLM,
+    InputTooLargeError,
+    InvalidRequestError,
+    NotAttemptedError,
+    RateLimitError,
+    RateLimits,
+)
+from sigla.testing import FakeGitHubModels
+
+pytestmark = pytest.mark.e2e
+
+TOO_LARGE = "x" * 40_000  # over the double's 8,000-token input cap: a 413 for that item
+
+
+def run_map(llm: GitHubLLM, mode: str, prompts, **kwargs):
+    kwargs.setdefault("progress", False)
+    if mode == "sync":
+        return llm.map(prompts, **kwargs)
+    return asyncio.run(llm.amap(prompts, **kwargs))
+
+
+def test_answers_come_back_in_input_order(make_llm, fake, mode):
+    fake.latency = 0.01
+    prompts = [f"q{i}" for i in range(25)]
+    answers = run_map(make_llm(), mode, prompts, concurrency=5)
+    assert answers == [f"Echo: q{i}" for i in range(25)]
+    assert len(fake.requests) == 25
+
+
+def test_an_item_may_be_a_message_list_and_system_goes_first(make_llm, fake, mode):
+    items = [
+        "plain",
+        [{"role": "user", "content": "listed"}],
+        [{"role": "system", "content": "own"}, {"role": "user", "content": "kept"}],
+    ]
+    answers = run_map(make_llm(), mode, items, system="Be terse.", concurrency=1)
+    assert answers == ["Echo: plain", "Echo: listed", "Echo: kept"]
+    systems = [r.body["messages"][0] for r in fake.requests]
+    assert systems == [
+        {"role": "system", "content": "Be terse."},
+        {"role": "system", "content": "Be terse."},
+        {"role": "system", "content": "own"},
+    ]
+
+
+def test_options_apply_to_every_item(make_llm, fake, mode):
+    run_map(make_llm(), mode, ["a", "b"], temperature=0.1, max_tokens=7, seed=3)
+    assert {(r.body["temperature"], r.body["max_tokens"]) for r in fake.requests} == {(0.1, 7)}
+
+
+def test_failed_items_keep_their_error_in_place_and_the_batch_goes_on(make_llm, fake, mode):
+    items = ["a", TOO_LARGE, 42, "d"]
+    results = run_map(make_llm(), mode, items, return_exceptions=True, concurrency=2)
+    assert results[0] == "Echo: a" and results[3] == "Echo: d"
+    assert isinstance(results[1], InputTooLargeError)
+    assert isinstance(results[2], InvalidRequestError) and "Item 2" in str(results[2])
+    assert len(fake.requests) == 3, "the malformed item was never sent"
+
+
+def test_a_failed_item_raises_a_batch_error_that_keeps_every_answer(make_llm, fake, mode):
+    with pytest.raises(BatchError) as caught:
+        run_map(make_llm(), mode, ["a", TOO_LARGE, "c"], concurrency=2)
+    error = caught.value
+    assert error.results[0] == "Echo: a" and error.results[2] == "Echo: c"
+    assert isinstance(error.results[1], InputTooLargeError)
+    assert [i for i, _ in error.errors] == [1]
+    assert "1 of 3 items failed (1 InputTooLargeError)" in str(error)
+    assert error.reason is None
+
+
+def test_a_rejected_credential_stops_the_batch(make_llm, fake, mode):
+    fake.fail("bad_credentials", times=None)
+    results = run_map(
+        make_llm(), mode, [f"q{i}" for i in range(30)], return_exceptions=True, concurrency=2
+    )
+    assert len(results) == 30
+    sent = [r for r in results if isinstance(r, AuthenticationError)]
+    skipped = [r for r in results if isinstance(r, NotAttemptedError)]
+    assert 1 <= len(sent) <= 2, "only the requests already on the wire were sent"
+    assert len(sent) + len(skipped) == 30
+    assert all(isinstance(s.reason, AuthenticationError) for s in skipped)
+    assert len(fake.requests) == len(sent)
+
+
+def test_a_spent_daily_quota_stops_the_batch_and_says_how_to_resume(clock, make_llm, mode):
+    with FakeGitHubModels(daily=3, clock=clock) as limited:
+        llm = make_llm(endpoint=limited.url, clock=clock)
+        with pytest.raises(BatchError) as caught:
+            run_map(llm, mode, [f"q{i}" for i in range(8)], concurrency=1)
+        statuses = [r.status for r in limited.requests]
+    error = caught.value
+    assert error.results[:3] == ["Echo: q0", "Echo: q1", "Echo: q2"]
+    assert isinstance(error.results[3], RateLimitError)
+    assert all(isinstance(r, NotAttemptedError) for r in error.results[4:])
+    assert isinstance(error.reason, RateLimitError)
+    assert statuses == [200, 200, 200, 429]
+    text = str(error)
+    assert "daily quota resets in" in text and "cache" in text and "4 items not sent" in text
+
+
+def test_imap_yields_pairs_as_they_finish_and_reads_the_input_lazily(make_llm, fake):
+    fake.latency = 0.005
+    produced = []
+
+    def prompts():
+        for i in itertools.count():
+            produced.append(i)
+            yield f"q{i}"
+
+    llm = make_llm()
+    seen = {}
+    for index, answer in llm.imap(prompts(), concurrency=3, progress=False):
+        seen[index] = answer
+        assert len(produced) <= len(seen) + 3 + 2 * 3 + 1, "read ahead only by the concurrency"
+        if len(seen) == 40:
+            break
+    assert all(seen[i] == f"Echo: q{i}" for i in seen)
+    time.sleep(0.05)
+    assert len(fake.requests) <= 40 + 3, "leaving the loop stopped the batch"
+
+
+def test_imap_raises_when_the_batch_was_stopped(make_llm, fake):
+    fake.fail("unauthorized", times=None)
+    pairs = []
+    with pytest.raises(BatchError) as caught:
+        for pair in make_llm().imap(iter(["a", "b", "c"]), concurrency=1, progress=False):
+            pairs.append(pair)
+    assert isinstance(caught.value.reason, AuthenticationError)
+    assert [i for i, _ in pairs] == [0], "the rest of the input was not read"
+
+
+def test_imap_surfaces_an_error_of_the_input_itself(make_llm, fake):
+    def prompts():
+        yield "a"
+        raise KeyError("broken input")
+
+    with pytest.raises(KeyError, match="broken input"):
+        list(make_llm().imap(prompts(), concurrency=1, progress=False))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", 10_000])
+def test_concurrency_must_be_a_sensible_int(make_llm, bad):
+    with pytest.raises(InvalidRequestError, match="concurrency"):
+        make_llm().map(["a"], concurrency=bad, progress=False)
+
+
+def test_a_known_cap_is_never_exceeded_and_draws_no_429(mode):
+    with FakeGitHubModels(concurrency=2, latency=0.02) as capped:
+        llm = GitHubLLM(endpoint=capped.url, token=TOKEN, limits=RateLimits(concurrent_requests=2))
+        answers = run_map(llm, mode, [f"q{i}" for i in range(20)])
+        statuses = [r.status for r in capped.requests]
+    assert answers == [f"Echo: q{i}" for i in range(20)]
+    assert statuses == [200] * 20
+
+
+def test_an_unknown_cap_is_learned_from_429s_and_nothing_is_lost(mode):
+    with FakeGitHubModels(concurrency=2, latency=0.02) as capped:
+        llm = GitHubLLM(
+            endpoint=capped.url, token=TOKEN, sleep=lambda s: None, async_sleep=_no_wait
+        )
+        answers = run_map(llm, mode, [f"q{i}" for i in range(30)])
+        statuses = [r.status for r in capped.requests]
+        learned = llm._attempts.limiter.adaptive.value
+    assert answers == [f"Echo: q{i}" for i in range(30)]
+    assert statuses.count(429) >= 1 and statuses.count(200) == 30
+    assert learned == 2, "GitHub's 429 states the cap (2 per 0s): the batch keeps to it"
+
+
+async def _no_wait(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+def test_without_adaptation_a_fixed_concurrency_runs(make_llm, fake, mode):
+    answers = run_map(make_llm(), mode, ["a", "b", "c"], adaptive=False)
+    assert answers == ["Echo: a", "Echo: b", "Echo: c"]
+
+
+def test_usage_totals_add_up_over_a_batch(make_llm, fake, mode):
+    llm = make_llm()
+    fake.fail("server_error")
+    run_map(llm, mode, ["a", "b", "c"], concurrency=1)
+    usage = llm.usage
+    assert (usage.requests, usage.retries, usage.cached) == (4, 1, 0)
+    assert usage.total_tokens > 0
+
+
+def test_a_progress_bar_counts_items_and_failures(make_llm, fake, capsys):
+    make_llm().map(["a", TOO_LARGE, "c"], progress=True, return_exceptions=True, concurrency=1)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "failed=1" in err
+
+
+def test_no_bar_when_stderr_is_not_a_terminal(make_llm, fake, capsys):
+    make_llm().map(["a"])
+    assert capsys.readouterr().err == ""
+
+
+CTRL_C = textwrap.dedent(
+    """
+    import sys, threading, time
+    from sigla.llm import GitHubLLM
+    llm = GitHubLLM(endpoint=sys.argv[1], token="t" * 20)
+    print("started", flush=True)
+    try:
+        llm.map([f"q{i}" for i in range(50)], concurrency=2, progress=False)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        # the workers' sockets were shut down: they end now, not when their answers come
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline and any(
+            t.name.startswith("sigla-batch") for t in threading.enumerate()
+        ):
+            time.sleep(0.01)
+        print("workers left:", sum(t.name.startswith("sigla-batch") for t in threading.enumerate()))
+        raise
+    """
+)
+
+
+def test_ctrl_c_stops_a_batch_promptly_and_closes_its_connections(fake, tmp_path):
+    fake.latency = 5.0  # every answer is slow: the batch is mid-request when interrupted
+    script = tmp_path / "batch.py"
+    script.write_text(CTRL_C)
+    child = subprocess.Popen(
+        [sys.executable, str(script), fake.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert child.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 20
+        while len(fake.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(fake.requests) == 2
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        code = child.wait(timeout=10)
+        took = time.monotonic() - sent
+        out, err = child.communicate()
+    finally:
+        child.kill()
+    assert code != 0 and "KeyboardInterrupt" in err
+    assert "interrupted" in out and "workers left: 0" in out
+    assert took < 1.5, f"took {took:.2f} s to stop"
+    assert len(fake.requests) == 2, "nothing was sent after Ctrl-C"
