@@ -28,13 +28,14 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
-from ._limits import RateLimits, github_tier
+from ._limits import github_tier
 from ._packing import pack, split_text
+from ._plan import StagePlan, SummaryPlan, last_start
 from ._tokens import TokenCounter, counter_for
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, InvalidResponseError
 from .llm import GitHubLLM
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "SummaryPlan",
     "merge_capsules",
     "plan_summary",
+    "summarize_capsules",
     "MAP_PROMPT",
     "REDUCE_PROMPT",
     "DEFAULT_MAX_INPUT_TOKENS",
@@ -50,18 +52,18 @@ __all__ = [
 
 logger = logging.getLogger("sigla")
 
+# The system messages of the two stages; the capsules or partial summaries are the user's.
 MAP_PROMPT = (
-    "Summarise the knowledge capsules below for an engineer who has not read them. Keep "
-    "every decision, cause, fix, number and name that matters; drop repetition. A capsule "
-    "may begin with its id in square brackets, like [ops-12]: after each statement, cite "
-    "the ids of the capsules it comes from in the same brackets. Answer with the summary "
-    "only."
+    "You summarise knowledge capsules for an engineer who has not read them. Keep every "
+    "decision, cause, fix, number and name that matters; drop repetition. A capsule may "
+    "begin with its id in square brackets, like [ops-12]: after each statement, cite the "
+    "ids of the capsules it comes from in the same brackets. Answer with the summary only."
 )
 REDUCE_PROMPT = (
-    "Each partial summary below covers part of one knowledge base. Merge them into one "
-    "summary: keep every decision, cause, fix, number and name that matters, remove "
-    "repetition, and keep the capsule ids in square brackets (like [ops-12]) that support "
-    "each statement. Answer with the summary only."
+    "You merge partial summaries of one knowledge base into one summary. Keep every "
+    "decision, cause, fix, number and name that matters, remove repetition, and keep the "
+    "capsule ids in square brackets (like [ops-12]) that support each statement. Answer "
+    "with the summary only."
 )
 
 DEFAULT_MAX_INPUT_TOKENS = 4_000
@@ -71,9 +73,8 @@ DEFAULT_MAX_INPUT_TOKENS = 4_000
 GITHUB_INPUT_TOKENS = {"low": 8_000, "high": 8_000, "embeddings": 8_000}
 GITHUB_REASONING_INPUT_TOKENS = 4_000  # o1/o3/gpt-5, their minis, DeepSeek-R1, Grok 3
 MAX_ANSWER_TOKENS = 1_024  # max_tokens of each request: an eighth of the budget, capped
-MESSAGE_OVERHEAD = 8  # tokens of the chat template around one user message
+MESSAGE_OVERHEAD = 8  # tokens of the chat template around each of a request's two messages
 SEPARATOR = "\n\n"
-_DAY = 86_400
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,8 @@ class _Budget:
     counter: TokenCounter
 
     def room(self, prompt: str) -> int:
-        """Tokens left for capsules in a request that starts with ``prompt``."""
-        fixed = self.counter.count(prompt + SEPARATOR) + MESSAGE_OVERHEAD
+        """Tokens left for capsules in a request whose system message is ``prompt``."""
+        fixed = self.counter.count(prompt) + 2 * MESSAGE_OVERHEAD
         return self.max_input_tokens - self.max_tokens - fixed
 
 
@@ -288,10 +289,6 @@ def _packs(entries: Sequence[_Entry], room: int, count: Callable[[str], int]) ->
     ]
 
 
-def _request(prompt: str, body: str) -> str:
-    return f"{prompt}{SEPARATOR}{body}"
-
-
 @dataclass(frozen=True)
 class _Run:
     """Everything decided before the first request: the budget and the map stage's requests."""
@@ -332,111 +329,19 @@ def _prepare(
         budget,
         map_room,
         reduce_room,
-        [_request(prompt, b.text) for b in bodies],
+        [b.text for b in bodies],
         sum(fixed + b.tokens for b in bodies),
     )
 
 
+def _reduce_requests(answers: Sequence[str], run: _Run) -> list[str]:
+    count = run.budget.counter.count
+    partials = [Capsule(a.strip(), title=f"Partial summary {i}") for i, a in enumerate(answers, 1)]
+    entries = [e for p in partials if p.text for e in _entries(p, run.reduce_room, count)]
+    return [b.text for b in _packs(entries, run.reduce_room, count)]
+
+
 # -- the plan
-
-
-@dataclass(frozen=True)
-class StagePlan:
-    """One stage of a summary: ``map`` (the capsules) or a round of ``reduce``."""
-
-    stage: Literal["map", "reduce"]
-    requests: int
-    input_tokens: int
-
-
-@dataclass(frozen=True)
-class SummaryPlan:
-    """What :func:`summarize_capsules` would send, and how long the rate limits make it take.
-
-    ``str(plan)`` reads like "1,000 capsules: 118 requests (..), 1 day at 150/day".
-    ``seconds`` is when the last request may start under ``limits`` (answers' own time not
-    counted), None when there are no limits to go by. Reduce rounds are estimated with
-    every partial summary ``max_tokens`` long.
-    """
-
-    capsules: int
-    split_capsules: int
-    stages: tuple[StagePlan, ...]
-    max_input_tokens: int
-    budget_source: str
-    max_tokens: int
-    token_counter: str
-    limits: RateLimits
-    seconds: float | None
-
-    @property
-    def requests(self) -> int:
-        """Requests in all stages."""
-        return sum(s.requests for s in self.stages)
-
-    @property
-    def input_tokens(self) -> int:
-        """Estimated input tokens of all requests."""
-        return sum(s.input_tokens for s in self.stages)
-
-    @property
-    def days(self) -> int | None:
-        """Daily quotas the requests use (``requests_per_day``), None without a daily cap."""
-        per_day = self.limits.requests_per_day
-        return math.ceil(self.requests / per_day) if per_day else None
-
-    def __str__(self) -> str:
-        reduce = [s.requests for s in self.stages[1:]]
-        shape = f"{self.stages[0].requests:,} map"
-        if reduce:
-            rounds = "round" if len(reduce) == 1 else "rounds"
-            shape += f" + {sum(reduce):,} reduce in {len(reduce)} {rounds}"
-        return (
-            f"{self.capsules:,} capsules: {self.requests:,} requests ({shape}), about "
-            f"{self.input_tokens:,} input tokens; {self._time()}"
-        )
-
-    def _time(self) -> str:
-        limits = self.limits
-        per_minute = getattr(limits, "tokens_per_minute", None)
-        if self.seconds is None:
-            return "no rate limits known: the time depends on the server"
-        if self.days is not None and self.days > 1:
-            return f"{self.days:,} days at {limits.requests_per_day:,}/day"
-        caps = [
-            f"{limits.requests_per_minute}/min" if limits.requests_per_minute else "",
-            f"{per_minute:,} tokens/min" if per_minute else "",
-        ]
-        at = " and ".join(c for c in caps if c)
-        return f"{_duration(self.seconds)} at {at}" if at else "within a day"
-
-
-def _duration(seconds: float) -> str:
-    minutes = math.ceil(seconds / 60)
-    if minutes < 1:
-        return "under a minute"
-    if minutes < 60:
-        return f"about {minutes} min"
-    return f"about {minutes // 60} h {minutes % 60:02d} min"
-
-
-def _last_start(requests: int, tokens: int, limits: RateLimits) -> float | None:
-    """When the last of ``requests`` may start under ``limits`` (seconds after the first)."""
-    per_minute = limits.requests_per_minute
-    per_day = limits.requests_per_day
-    tokens_per_minute = getattr(limits, "tokens_per_minute", None)
-    if not (per_minute or per_day or tokens_per_minute):
-        return None
-    before = max(requests - 1, 0)  # requests that go before the last one
-    times = [0.0]
-    if per_minute:
-        times.append(before // per_minute * 60.0)
-    if per_day:
-        last_day = (before % per_day) // per_minute * 60.0 if per_minute else 0.0
-        times.append(before // per_day * _DAY + last_day)
-    if tokens_per_minute and requests:
-        times.append(max(tokens - tokens / requests, 0) // tokens_per_minute * 60.0)
-    return max(times)
 
 
 def plan_summary(
@@ -447,10 +352,11 @@ def plan_summary(
     prompt: str | None = None,
     reduce_prompt: str | None = None,
 ) -> SummaryPlan:
-    """What :func:`summarize_capsules` would send, before anything is sent.
+    """What :func:`summarize_capsules` would send and how long it would take; sends nothing.
 
-    >>> print(plan_summary(capsules, llm=llm))           # doctest: +SKIP
-    1,000 capsules: 121 requests (101 map + 20 reduce in 2 rounds), ...; 1 day at 150/day
+    >>> print(plan_summary(capsules, llm=GitHubLLM()))  # doctest: +SKIP
+    1,000 capsules: 136 requests (112 map + 24 reduce in 3 rounds), about 836,000 input
+    tokens; about 9 min at 15/min
     """
     llm = GitHubLLM() if llm is None else llm
     prompt, reduce_prompt = prompt or MAP_PROMPT, reduce_prompt or REDUCE_PROMPT
@@ -462,10 +368,12 @@ def plan_summary(
     per_request = run.reduce_room // partial  # at least 2, by _check_room
     left = len(run.requests)
     while left > 1:
-        requests = math.ceil(left / per_request)
-        stages.append(StagePlan("reduce", requests, requests * fixed + left * partial))
-        left = requests
-    total = sum(s.input_tokens for s in stages)
+        merged = math.ceil(left / per_request)
+        stages.append(StagePlan("reduce", merged, merged * fixed + left * partial))
+        left = merged
+    requests = sum(s.requests for s in stages)
+    # The limiter books each request's prompt and its max_tokens against tokens_per_minute.
+    booked = sum(s.input_tokens for s in stages) + requests * budget.max_tokens
     limits = llm.settings.limits
     return SummaryPlan(
         capsules=run.capsules,
@@ -476,5 +384,48 @@ def plan_summary(
         max_tokens=run.budget.max_tokens,
         token_counter=run.budget.counter.name,
         limits=limits,
-        seconds=_last_start(sum(s.requests for s in stages), total, limits),
+        seconds=last_start(requests, booked, limits),
     )
+
+
+# -- the summary
+
+
+def summarize_capsules(
+    capsules: Iterable[object],
+    *,
+    llm: GitHubLLM | None = None,
+    max_input_tokens: int | None = None,
+    prompt: str | None = None,
+    reduce_prompt: str | None = None,
+    progress: bool | None = None,
+) -> str:
+    """One summary of all ``capsules``, citing their ids, however many there are.
+
+    Map-reduce through ``llm.map``: the capsules (best score first) are packed into requests
+    of at most ``max_input_tokens`` (default: the model's limit where sigla knows it, else
+    :data:`DEFAULT_MAX_INPUT_TOKENS` with a warning), each is summarised under the system
+    message ``prompt`` (:data:`MAP_PROMPT`), then the partial summaries under
+    ``reduce_prompt`` (:data:`REDUCE_PROMPT`) until one remains. Each answer may take an
+    eighth of the budget (at most 1,024 tokens). ``progress`` goes to each ``llm.map``.
+    Call :func:`plan_summary` first to see the cost. A failed request raises
+    :class:`~sigla.errors.BatchError`, whose ``results`` hold the answers that came back.
+    """
+    llm = GitHubLLM() if llm is None else llm
+    prompt, reduce_prompt = prompt or MAP_PROMPT, reduce_prompt or REDUCE_PROMPT
+    run = _prepare(capsules, llm, max_input_tokens, prompt, reduce_prompt)
+    max_tokens = run.budget.max_tokens
+    logger.info("summarising %d capsules: %d map requests", run.capsules, len(run.requests))
+    answers = llm.map(run.requests, system=prompt, progress=progress, max_tokens=max_tokens)
+    while len(answers) > 1:
+        requests = _reduce_requests(answers, run)
+        if not requests:
+            raise InvalidResponseError("Every partial summary the model returned is empty.")
+        if len(requests) >= len(answers):
+            raise InvalidResponseError(
+                f"The {len(answers)} partial summaries are too long to merge two per request "
+                f"within max_input_tokens={run.budget.max_input_tokens:,}; pass a larger one."
+            )
+        logger.info("reducing %d partial summaries in %d requests", len(answers), len(requests))
+        answers = llm.map(requests, system=reduce_prompt, progress=progress, max_tokens=max_tokens)
+    return answers[0].strip() if answers else ""

@@ -25,11 +25,14 @@ from sigla.capsules import (
     MESSAGE_OVERHEAD,
     REDUCE_PROMPT,
     Capsule,
+    StagePlan,
     merge_capsules,
     plan_summary,
+    summarize_capsules,
 )
-from sigla.errors import InvalidRequestError
+from sigla.errors import BatchError, InvalidRequestError, InvalidResponseError
 from sigla.llm import GitHubLLM
+from sigla.testing import FakeGitHubModels, RecordedRequest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "capsules.jsonl"
 TOKEN = "ghp_TESTtoken0123456789secret"
@@ -201,9 +204,9 @@ def test_packing_sends_every_capsule_word_exactly_once_and_each_request_fits(ite
     llm = local_llm()
     run = capsules_module._prepare(items, llm, budget, MAP_PROMPT, REDUCE_PROMPT)
     limit = budget - run.budget.max_tokens
-    for request in run.requests:
-        assert request.startswith(MAP_PROMPT)
-        assert estimate_tokens(request) + MESSAGE_OVERHEAD <= limit
+    fixed = estimate_tokens(MAP_PROMPT) + 2 * MESSAGE_OVERHEAD  # the system message, the template
+    for request in run.requests:  # the user message
+        assert fixed + estimate_tokens(request) <= limit
     sent = Counter(re.findall(r"c\d+w\d+s\d+n\d+", "\n".join(run.requests)))
     expected = Counter(re.findall(r"c\d+w\d+s\d+n\d+", " ".join(c["text"] for c in items)))
     assert sent == expected  # nothing dropped, nothing sent twice
@@ -231,8 +234,9 @@ def test_a_huge_capsule_is_split_into_parts_on_paragraph_boundaries_and_never_dr
 
 
 def test_no_capsules_is_an_error():
-    with pytest.raises(InvalidRequestError, match="No capsules"):
-        plan_summary([], llm=local_llm(), max_input_tokens=4_000)
+    for act in (plan_summary, summarize_capsules):
+        with pytest.raises(InvalidRequestError, match="No capsules"):
+            act([], llm=local_llm(), max_input_tokens=4_000)
 
 
 def test_an_unknown_model_limit_warns_and_uses_the_default_budget():
@@ -287,7 +291,7 @@ def github(limits: RateLimits | None = None) -> GitHubLLM:
 
 def test_plan_for_1000_capsules_at_githubs_free_tier(word_counter):
     # A capsule is "[cN]" and 699 words: 700 tokens. Room per request: 8,000 - 1,000 for the
-    # answer - 1 for the prompt - 8 for the template = 6,991, so 9 capsules a request.
+    # answer - 1 for the prompt - 2 * 8 for the template = 6,983, so 9 capsules a request.
     capsules = [{"id": f"c{i}", "text": "w " * 699} for i in range(1_000)]
     plan = plan_summary(capsules, llm=github(), prompt="Summarise:", reduce_prompt="Merge:")
     # 112 partials of 1,000 + 3 ("Partial summary N") tokens, 6 per reduce request
@@ -297,8 +301,8 @@ def test_plan_for_1000_capsules_at_githubs_free_tier(word_counter):
         ("reduce", 4),
         ("reduce", 1),
     ]
-    assert plan.stages[0].input_tokens == 111 * (9 * 700 + 9) + (700 + 9)
-    assert plan.stages[1].input_tokens == 19 * 9 + 112 * 1_003
+    assert plan.stages[0].input_tokens == 111 * (9 * 700 + 17) + (700 + 17)
+    assert plan.stages[1].input_tokens == 19 * 17 + 112 * 1_003
     assert plan.requests == 136 and plan.days == 1
     assert plan.seconds == 9 * 60  # 135 requests before the last, 15 a minute
     assert plan.limits == RateLimits(15, 150, 5)
@@ -321,20 +325,113 @@ def test_plan_over_the_daily_quota_counts_days(word_counter):
 def test_plan_without_limits_says_time_depends_on_the_server(word_counter):
     plan = plan_summary(["a note"], llm=local_llm(), max_input_tokens=8_000)
     assert plan.seconds is None and plan.days is None
-    assert plan.stages == (capsules_module.StagePlan("map", 1, plan.stages[0].input_tokens),)
-    assert str(plan).endswith("no rate limits known: the time depends on the server")
-
-
-def test_plan_time_follows_tokens_per_minute_when_the_limits_have_it():
-    @dataclass(frozen=True)
-    class WithTokens(RateLimits):
-        tokens_per_minute: int | None = None
-
-    limits = WithTokens(requests_per_minute=100, tokens_per_minute=10_000)
-    # 10 requests of 5,000 tokens: 45,000 tokens go before the last, 4 minutes' worth
-    assert capsules_module._last_start(10, 50_000, limits) == 4 * 60
-    assert capsules_module._last_start(10, 50_000, RateLimits(requests_per_minute=2)) == 4 * 60
+    assert plan.stages == (StagePlan("map", 1, plan.stages[0].input_tokens),)
+    assert str(plan).endswith("no limit per minute or per day: the time depends on the server")
 
 
 def test_plan_sends_nothing(word_counter):
     plan_summary(load_examples(), llm=local_llm(), max_input_tokens=2_000)  # port 9: no server
+
+
+def test_plan_counts_answers_against_tokens_per_minute(word_counter):
+    limits = RateLimits(tokens_per_minute=20_000)
+    capsules = [{"id": f"c{i}", "text": "w " * 699} for i in range(90)]
+    plan = plan_summary(capsules, llm=github(limits), prompt="Summarise:", reduce_prompt="Merge:")
+    assert [s.requests for s in plan.stages] == [10, 2, 1]
+    assert plan.input_tokens == 10 * (9 * 700 + 17) + (2 * 17 + 10 * 1_003) + (17 + 2 * 1_003)
+    # 75,257 input tokens and 13 answers of 1,000 booked: 81,468 go before the last request
+    assert plan.seconds == 4 * 60
+    assert str(plan).endswith("; about 4 min at 20,000 tokens/min")
+
+
+# -- summarising, end to end against the double
+
+
+def system_message(request: RecordedRequest) -> str:
+    return request.body["messages"][0]["content"]
+
+
+def user_message(request: RecordedRequest) -> str:
+    return request.body["messages"][-1]["content"]
+
+
+def stage(fake: FakeGitHubModels, prompt: str) -> list[RecordedRequest]:
+    return [r for r in fake.requests if system_message(r) == prompt]
+
+
+def test_summary_sends_every_capsule_once_in_the_map_stage_and_each_request_fits(fake, make_llm):
+    fake.reply_mode = "extractive"  # the first sentence of each paragraph, ids kept
+    llm = make_llm(model="openai/gpt-4o-mini")
+    examples = load_examples()
+    plan = plan_summary(examples, llm=llm, max_input_tokens=1_500)
+    summary = summarize_capsules(examples, llm=llm, max_input_tokens=1_500, progress=False)
+    maps, reduces = stage(fake, MAP_PROMPT), stage(fake, REDUCE_PROMPT)
+    assert len(maps) == plan.stages[0].requests > 1 and reduces
+    assert len(maps) + len(reduces) == len(fake.requests)
+    assert {r.status for r in fake.requests} == {200}
+    sent = "\n\n".join(user_message(r) for r in maps)
+    for capsule in examples:
+        assert sent.count(capsule["text"]) == 1, capsule["id"]
+    best = [user_message(r) for r in maps if "[inc-2025-007]" in user_message(r)]
+    assert best[0].startswith("[inc-2025-007] ")  # the best capsule goes first
+    for request in fake.requests:
+        assert request.body["max_tokens"] == plan.max_tokens
+        estimate = sum(estimate_tokens(m["content"]) for m in request.body["messages"])
+        assert estimate + 2 * MESSAGE_OVERHEAD <= 1_500 - plan.max_tokens
+    assert "[inc-2025-007] INC-2025-007: double charges on retries On 2025-02-18" in summary
+
+
+def test_a_capsule_larger_than_a_request_is_sent_in_parts_never_dropped(fake, make_llm):
+    paragraphs = [f"Finding {i}: the replica lagged. " + "It did. " * 50 for i in range(40)]
+    huge = {"id": "pm-1", "title": "Postmortem", "text": "\n\n".join(paragraphs), "score": 0.2}
+    llm = make_llm(model="openai/gpt-4o-mini")
+    summarize_capsules([huge, "A short note."], llm=llm, max_input_tokens=2_000, progress=False)
+    sent = "\n".join(user_message(r) for r in stage(fake, MAP_PROMPT))
+    assert "[pm-1] Postmortem (part 2 of " in sent
+    for paragraph in paragraphs:
+        assert sent.count(paragraph.strip()) == 1
+    assert sent.count("A short note.") == 1
+
+
+def test_one_request_is_enough_when_everything_fits(fake, make_llm):
+    fake.reply("  Restart nightly [a].  ")
+    capsules = [{"id": "a", "text": "Restart the cache nightly."}, "A note."]
+    summary = summarize_capsules(capsules, llm=make_llm(), max_input_tokens=8_000)
+    assert summary == "Restart nightly [a]."
+    assert len(fake.requests) == 1
+    assert user_message(fake.requests[0]) == "[a] Restart the cache nightly.\n\nA note."
+
+
+def test_progress_and_max_tokens_go_to_every_map_call(fake, make_llm, monkeypatch):
+    llm = make_llm(model="openai/gpt-4o-mini")
+    calls: list[dict[str, Any]] = []
+    real_map = llm.map
+
+    def spy(prompts: list[str], **options: Any) -> list[str]:
+        calls.append(options)
+        return real_map(prompts, **{**options, "progress": False})
+
+    monkeypatch.setattr(llm, "map", spy)
+    summarize_capsules(load_examples(), llm=llm, max_input_tokens=1_500, progress=True)
+    assert len(calls) >= 2
+    assert [c["system"] for c in calls] == [MAP_PROMPT] + [REDUCE_PROMPT] * (len(calls) - 1)
+    assert all(c["progress"] is True and c["max_tokens"] == 187 for c in calls)
+
+
+def test_a_failed_request_raises_batch_error_with_the_answers_that_came_back(fake, make_llm):
+    fake.fail("content_filter")  # the first request's answer is filtered
+    llm = make_llm(model="openai/gpt-4o-mini")
+    with pytest.raises(BatchError) as caught:
+        summarize_capsules(load_examples(), llm=llm, max_input_tokens=1_500, progress=False)
+    results = caught.value.results
+    assert len(results) == len(stage(fake, MAP_PROMPT)) > 1
+    assert sum(isinstance(r, str) for r in results) == len(results) - 1
+
+
+def test_empty_partial_summaries_are_an_error_not_an_empty_summary(fake, make_llm):
+    llm = make_llm(model="openai/gpt-4o-mini")
+    for _ in range(20):  # more than the map stage's requests
+        fake.reply(" ")
+    capsules = [{"id": f"c{i}", "text": "Words. " * 300} for i in range(2)]
+    with pytest.raises(InvalidResponseError, match="empty"):
+        summarize_capsules(capsules, llm=llm, max_input_tokens=1_000, progress=False)
