@@ -57,13 +57,14 @@ MAP_PROMPT = (
     "You summarise knowledge capsules for an engineer who has not read them. Keep every "
     "decision, cause, fix, number and name that matters; drop repetition. A capsule may "
     "begin with its id in square brackets, like [ops-12]: after each statement, cite the "
-    "ids of the capsules it comes from in the same brackets. Answer with the summary only."
+    "ids of the capsules it comes from in the same brackets. Write in the capsules' "
+    "language and answer with the summary only."
 )
 REDUCE_PROMPT = (
     "You merge partial summaries of one knowledge base into one summary. Keep every "
     "decision, cause, fix, number and name that matters, remove repetition, and keep the "
-    "capsule ids in square brackets (like [ops-12]) that support each statement. Answer "
-    "with the summary only."
+    "capsule ids in square brackets (like [ops-12]) that support each statement. Write in "
+    "the summaries' language and answer with the summary only."
 )
 
 DEFAULT_MAX_INPUT_TOKENS = 4_000
