@@ -14,6 +14,7 @@ import time
 import pytest
 from conftest import TOKEN
 
+from sigla._cache import open_cache
 from sigla.llm import (
     AuthenticationError,
     BatchError,
@@ -264,3 +265,94 @@ def test_ctrl_c_stops_a_batch_promptly_and_closes_its_connections(fake, tmp_path
     assert "interrupted" in out and "workers left: 0" in out
     assert took < 1.5, f"took {took:.2f} s to stop"
     assert len(fake.requests) == 2, "nothing was sent after Ctrl-C"
+
+
+# -- the response cache: hits send nothing; a killed batch resumes
+
+
+def test_a_cached_answer_sends_no_request_in_any_call(make_llm, fake, tmp_path, mode):
+    llm = make_llm(cache=tmp_path / "answers.sqlite")
+    first = run_map(llm, mode, ["a", "b"])
+    again = run_map(llm, mode, ["a", "b", "c"])
+    assert first == ["Echo: a", "Echo: b"] and again == [*first, "Echo: c"]
+    assert len(fake.requests) == 3
+    assert llm.chat("a") == "Echo: a"
+    assert "".join(llm.stream("b")) == "Echo: b", "a stream of a cached answer yields it"
+    assert len(fake.requests) == 3
+    assert (llm.usage.cached, llm.usage.requests) == (4, 3)
+
+
+def test_only_finished_answers_are_cached(make_llm, fake, tmp_path):
+    llm = make_llm(cache=tmp_path / "answers.sqlite")
+    fake.fail("content_filter")
+    results = llm.map(["a"], return_exceptions=True, progress=False)
+    assert not isinstance(results[0], str)
+    assert llm.map(["a"], progress=False) == ["Echo: a"]
+    assert len(fake.requests) == 2
+
+
+def test_the_cache_comes_from_sigla_cache_url(make_llm, fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIGLA_CACHE_URL", f"sqlite:///{tmp_path}/env.sqlite")
+    llm = make_llm()
+    llm.chat("a")
+    llm.chat("a")
+    assert len(fake.requests) == 1
+    assert make_llm(cache=False).cache is None
+
+
+RESUMABLE = textwrap.dedent(
+    """
+    import sys
+    from sigla.llm import GitHubLLM
+    llm = GitHubLLM(endpoint=sys.argv[1], token="t" * 20, cache=sys.argv[2])
+    out = llm.map([f"q{i}" for i in range(int(sys.argv[3]))], concurrency=2, progress=False)
+    print(len(out), llm.usage.cached, llm.usage.requests, flush=True)
+    """
+)
+
+
+def _python(script, *args):
+    return subprocess.Popen(
+        [sys.executable, str(script), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+def test_a_batch_killed_hard_resumes_with_only_the_missing_requests(fake, tmp_path):
+    script = tmp_path / "resumable.py"
+    script.write_text(RESUMABLE)
+    cache = tmp_path / "answers.sqlite"
+    fake.latency = 0.05
+    child = _python(script, fake.url, cache, 40)
+    deadline = time.monotonic() + 30
+    while sum(r.status == 200 for r in fake.requests) < 10 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    with open_cache(cache) as stored:
+        kept = stored.info().entries  # answers the client had received and stored
+    answered = sum(r.status == 200 for r in fake.requests)
+    assert answered - 2 <= kept <= answered < 40, "at most the two on the wire were lost"
+    fake.reset()
+    fake.latency = 0
+    again = _python(script, fake.url, cache, 40)
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    total, cached, requests = map(int, out.split())
+    assert (total, cached, requests) == (40, kept, 40 - kept)
+    assert len(fake.requests) == 40 - kept, "only the requests with no stored answer were sent"
+
+
+def test_processes_share_one_cache_file(fake, tmp_path):
+    script = tmp_path / "resumable.py"
+    script.write_text(RESUMABLE)
+    cache = tmp_path / "shared.sqlite"
+    children = [_python(script, fake.url, cache, 30) for _ in range(3)]
+    outputs = [child.communicate(timeout=60) for child in children]
+    assert all(child.returncode == 0 for child in children), [e for _, e in outputs]
+    assert all(out.split()[0] == "30" for out, _ in outputs)
+    final = _python(script, fake.url, cache, 30).communicate(timeout=60)[0].split()
+    assert final[1:] == ["30", "0"], "every answer is in the shared file"
