@@ -45,7 +45,8 @@ class _Notices(logging.Handler):
         kind = getattr(record, "sigla_notice", None)
         wait = describe_wait(getattr(record, "sigla_wait", 0.0))
         if kind == "rate_limit":
-            self._progress.status(f"waiting {wait}")
+            limits = getattr(record, "sigla_limits", "")
+            self._progress.status(f"waiting {wait}" + (f": {limits}" if limits else ""))
         elif kind == "retry":
             self._progress.status(f"retry in {wait}")
 
