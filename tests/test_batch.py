@@ -169,8 +169,10 @@ def test_a_known_cap_is_never_exceeded_and_draws_no_429(mode):
         llm = GitHubLLM(endpoint=capped.url, token=TOKEN, limits=RateLimits(concurrent_requests=2))
         answers = run_map(llm, mode, [f"q{i}" for i in range(20)])
         statuses = [r.status for r in capped.requests]
+        most = capped.max_in_flight
     assert answers == [f"Echo: q{i}" for i in range(20)]
     assert statuses == [200] * 20
+    assert most == 2, "the cap was used, and never exceeded"
 
 
 def test_an_unknown_cap_is_learned_from_429s_and_nothing_is_lost(mode):

@@ -613,3 +613,32 @@ def test_raising_the_capacity_wakes_waiters():
     slots.capacity = 2
     waiter.join(5)
     assert got == [True] and slots.used == 2
+
+
+def test_a_request_books_its_minute_when_it_gets_its_slot_not_when_it_starts_waiting():
+    """The service counts a request when it arrives. A request that waited 30 s for a
+    concurrent slot must be booked at 30 s, or the minute after it opens too early."""
+    now = [0.0]
+    limiter = Limiter(RateLimits(requests_per_minute=2, concurrent_requests=1), lambda: now[0])
+    sleeps: list[float] = []
+
+    def gate() -> Admission:
+        return Admission(limiter, max_wait=120, sleep=sleeps.append, async_sleep=None, label="m")
+
+    first, second = gate(), gate()
+    first.enter()  # sent at 0
+    waiting = threading.Thread(target=second.enter)
+    waiting.start()
+    while not limiter.slots._waiters:
+        pass
+    now[0] = 30.0
+    first.leave()  # the second gets the slot now, at 30, and is sent
+    waiting.join(5)
+    second.leave()
+    now[0] = 61.0  # the first left the window (0 + 61); the second (30) has not
+    third = gate()
+    third.enter()
+    third.leave()
+    fourth = gate()
+    fourth.enter()
+    assert sleeps == [30.0], "the fourth waits for the second's minute: 30 + 61 - 61"
