@@ -13,9 +13,10 @@ backoff. Importing this module is cheap: ``mistralai`` is imported on the first 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _constants as C
 from ._attempts import Attempts, check_total_timeout
@@ -41,6 +42,9 @@ from ._secret import Secret
 from ._streams import AsyncTextStream, Outcome, TextStream, aclose_quietly
 from ._translate import error_from_status, translating
 from ._usage import UsageTotals
+
+if TYPE_CHECKING:
+    from ._cache import ResponseCache
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -142,6 +146,7 @@ class GitHubLLM(BatchMethods):
         max_response_bytes: int | None = None,
         retry_read_timeouts: bool = False,
         total_timeout: float | None = None,
+        cache: bool | str | os.PathLike[str] | None = None,
         sleep: Callable[[float], object] = time.sleep,
         async_sleep: Callable[[float], Awaitable[object]] = _asyncio_sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -193,6 +198,11 @@ class GitHubLLM(BatchMethods):
             total_timeout=self.total_timeout,
         )
         self._backend: Any = None
+        self.cache: ResponseCache | None = None
+        if cache is not False and (cache is not None or os.environ.get("SIGLA_CACHE_URL")):
+            from ._cache import open_cache  # sqlite3 only when a cache is asked for
+
+            self.cache = open_cache(cache)
 
     # -- what this client talks to
 
@@ -258,6 +268,32 @@ class GitHubLLM(BatchMethods):
             seed=seed,
         )
 
+    # -- the response cache
+
+    def _cached(self, call: dict[str, Any]) -> tuple[str | None, Completion | None]:
+        """The cache key of ``call`` (None without a cache) and the stored answer, if any.
+
+        A hit sends nothing and books no limiter slot; it counts in ``usage.cached``.
+        """
+        cache = self.cache
+        if cache is None:
+            return None, None
+        from ._cache import cache_key
+
+        s = self.settings
+        endpoint = s.endpoint if s.api_version is None else f"{s.endpoint}@{s.api_version}"
+        key = cache_key(provider=s.provider, endpoint=endpoint, call=call)
+        hit = cache.get(key)
+        if hit is not None:
+            self.usage.add(cached=1)
+        return key, hit
+
+    def _keep(self, key: str | None, completion: Completion) -> Completion:
+        """Store a finished answer (stop or length) under ``key``; return it."""
+        if key is not None and self.cache is not None:
+            self.cache.put(key, completion)
+        return completion
+
     # -- sync
 
     def complete(
@@ -277,6 +313,9 @@ class GitHubLLM(BatchMethods):
         A filtered answer is returned (``finish_reason == "content_filter"``), not raised.
         """
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        key, hit = self._cached(call)
+        if hit is not None:
+            return hit
         backend = self._sdk()
 
         attempts = self._attempts
@@ -287,7 +326,7 @@ class GitHubLLM(BatchMethods):
             attempts.succeeded(gate, completion.usage)
             return completion
 
-        return attempts.run(once, "chat")
+        return self._keep(key, attempts.run(once, "chat"))
 
     def chat(
         self,
@@ -336,6 +375,12 @@ class GitHubLLM(BatchMethods):
         return TextStream(lambda stream: self._stream(call, stream))
 
     def _stream(self, call: dict[str, Any], sink: Outcome) -> Iterator[str]:
+        key, hit = self._cached(call)
+        if hit is not None:
+            sink.completion = check_filtered(hit)
+            if hit.text:
+                yield hit.text
+            return
         backend = self._sdk()
         attempts = self._attempts
         budget = attempts.budget()
@@ -361,7 +406,7 @@ class GitHubLLM(BatchMethods):
                             if assembler.finish_reason is None:
                                 raise
                             # Complete already: the server closed without its [DONE].
-                        completion = assembler.finish()
+                        completion = self._keep(key, assembler.finish())
                         attempts.succeeded(gate, completion.usage)
                         sink.completion = check_filtered(completion)
                     finally:
@@ -411,6 +456,9 @@ class GitHubLLM(BatchMethods):
     ) -> Completion:
         """Async twin of :meth:`complete`."""
         call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        key, hit = self._cached(call)
+        if hit is not None:
+            return hit
         backend = self._sdk()
 
         attempts = self._attempts
@@ -424,7 +472,7 @@ class GitHubLLM(BatchMethods):
             attempts.succeeded(gate, completion.usage)
             return completion
 
-        return await attempts.arun(once, "chat")
+        return self._keep(key, await attempts.arun(once, "chat"))
 
     async def achat(
         self,
@@ -468,6 +516,12 @@ class GitHubLLM(BatchMethods):
         return AsyncTextStream(lambda stream: self._astream(call, stream))
 
     async def _astream(self, call: dict[str, Any], sink: Outcome) -> AsyncIterator[str]:
+        key, hit = self._cached(call)
+        if hit is not None:
+            sink.completion = check_filtered(hit)
+            if hit.text:
+                yield hit.text
+            return
         backend = self._sdk()
         attempts = self._attempts
         budget = attempts.budget()
@@ -494,7 +548,7 @@ class GitHubLLM(BatchMethods):
                                 if assembler.finish_reason is None:
                                     raise
                                 # Complete already: the server closed without its [DONE].
-                            completion = assembler.finish()
+                            completion = self._keep(key, assembler.finish())
                             attempts.succeeded(gate, completion.usage)
                             sink.completion = check_filtered(completion)
                         except GeneratorExit:

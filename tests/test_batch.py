@@ -14,6 +14,7 @@ import time
 import pytest
 from conftest import TOKEN
 
+from sigla._cache import open_cache
 from sigla.llm import (
     AuthenticationError,
     BatchError,
@@ -168,8 +169,10 @@ def test_a_known_cap_is_never_exceeded_and_draws_no_429(mode):
         llm = GitHubLLM(endpoint=capped.url, token=TOKEN, limits=RateLimits(concurrent_requests=2))
         answers = run_map(llm, mode, [f"q{i}" for i in range(20)])
         statuses = [r.status for r in capped.requests]
+        most = capped.max_in_flight
     assert answers == [f"Echo: q{i}" for i in range(20)]
     assert statuses == [200] * 20
+    assert most == 2, "the cap was used, and never exceeded"
 
 
 def test_an_unknown_cap_is_learned_from_429s_and_nothing_is_lost(mode):
@@ -264,3 +267,140 @@ def test_ctrl_c_stops_a_batch_promptly_and_closes_its_connections(fake, tmp_path
     assert "interrupted" in out and "workers left: 0" in out
     assert took < 1.5, f"took {took:.2f} s to stop"
     assert len(fake.requests) == 2, "nothing was sent after Ctrl-C"
+
+
+# -- the response cache: hits send nothing; a killed batch resumes
+
+
+def test_a_cached_answer_sends_no_request_in_any_call(make_llm, fake, tmp_path, mode):
+    llm = make_llm(cache=tmp_path / "answers.sqlite")
+    first = run_map(llm, mode, ["a", "b"])
+    again = run_map(llm, mode, ["a", "b", "c"])
+    assert first == ["Echo: a", "Echo: b"] and again == [*first, "Echo: c"]
+    assert len(fake.requests) == 3
+    assert llm.chat("a") == "Echo: a"
+    assert "".join(llm.stream("b")) == "Echo: b", "a stream of a cached answer yields it"
+    assert len(fake.requests) == 3
+    assert (llm.usage.cached, llm.usage.requests) == (4, 3)
+
+
+def test_only_finished_answers_are_cached(make_llm, fake, tmp_path):
+    llm = make_llm(cache=tmp_path / "answers.sqlite")
+    fake.fail("content_filter")
+    results = llm.map(["a"], return_exceptions=True, progress=False)
+    assert not isinstance(results[0], str)
+    assert llm.map(["a"], progress=False) == ["Echo: a"]
+    assert len(fake.requests) == 2
+
+
+def test_the_cache_comes_from_sigla_cache_url(make_llm, fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIGLA_CACHE_URL", f"sqlite:///{tmp_path}/env.sqlite")
+    llm = make_llm()
+    llm.chat("a")
+    llm.chat("a")
+    assert len(fake.requests) == 1
+    assert make_llm(cache=False).cache is None
+
+
+RESUMABLE = textwrap.dedent(
+    """
+    import sys
+    from sigla.llm import GitHubLLM
+    llm = GitHubLLM(endpoint=sys.argv[1], token="t" * 20, cache=sys.argv[2])
+    out = llm.map([f"q{i}" for i in range(int(sys.argv[3]))], concurrency=2, progress=False)
+    print(len(out), llm.usage.cached, llm.usage.requests, flush=True)
+    """
+)
+
+
+def _python(script, *args):
+    return subprocess.Popen(
+        [sys.executable, str(script), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+def test_a_batch_killed_hard_resumes_with_only_the_missing_requests(fake, tmp_path):
+    script = tmp_path / "resumable.py"
+    script.write_text(RESUMABLE)
+    cache = tmp_path / "answers.sqlite"
+    fake.latency = 0.05
+    child = _python(script, fake.url, cache, 40)
+    deadline = time.monotonic() + 30
+    while sum(r.status == 200 for r in fake.requests) < 10 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    with open_cache(cache) as stored:
+        kept = stored.info().entries  # answers the client had received and stored
+    answered = sum(r.status == 200 for r in fake.requests)
+    assert answered - 2 <= kept <= answered < 40, "at most the two on the wire were lost"
+    fake.reset()
+    fake.latency = 0
+    again = _python(script, fake.url, cache, 40)
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    total, cached, requests = map(int, out.split())
+    assert (total, cached, requests) == (40, kept, 40 - kept)
+    assert len(fake.requests) == 40 - kept, "only the requests with no stored answer were sent"
+
+
+def test_processes_share_one_cache_file(fake, tmp_path):
+    script = tmp_path / "resumable.py"
+    script.write_text(RESUMABLE)
+    cache = tmp_path / "shared.sqlite"
+    children = [_python(script, fake.url, cache, 30) for _ in range(3)]
+    outputs = [child.communicate(timeout=60) for child in children]
+    assert all(child.returncode == 0 for child in children), [e for _, e in outputs]
+    assert all(out.split()[0] == "30" for out, _ in outputs)
+    final = _python(script, fake.url, cache, 30).communicate(timeout=60)[0].split()
+    assert final[1:] == ["30", "0"], "every answer is in the shared file"
+
+
+def test_a_per_minute_limit_shared_with_the_double_draws_no_429(clock, make_llm):
+    with FakeGitHubModels(rpm=4, clock=clock) as limited:
+        llm = make_llm(endpoint=limited.url, clock=clock, limits=RateLimits(requests_per_minute=4))
+        answers = llm.map([f"q{i}" for i in range(10)], concurrency=1, progress=False)
+        statuses = [r.status for r in limited.requests]
+    assert answers == [f"Echo: q{i}" for i in range(10)]
+    assert statuses == [200] * 10
+    assert clock.sleeps == [61, 61], "two waits for the next minute, margin included"
+
+
+def test_tokens_per_minute_shared_with_the_double_draw_no_429(clock, make_llm):
+    with FakeGitHubModels(tpm=400, clock=clock) as limited:
+        llm = make_llm(endpoint=limited.url, clock=clock, limits=RateLimits(tokens_per_minute=400))
+        prompts = ["x" * 300 for _ in range(6)]  # ~100 estimated + 50 for the answer, each
+        answers = llm.map(prompts, concurrency=1, max_tokens=50, progress=False)
+        statuses = [r.status for r in limited.requests]
+    assert len(answers) == 6 and statuses == [200] * 6
+    assert clock.sleeps, "the budget made the batch wait rather than be refused"
+
+
+def test_waiting_for_a_slot_on_an_event_loop_does_not_poll(monkeypatch):
+    from sigla._slots import Slots
+
+    slots = Slots(1)
+    naps = []
+    real_sleep = asyncio.sleep
+
+    async def counting_sleep(seconds, *args):
+        naps.append(seconds)
+        return await real_sleep(seconds, *args)
+
+    async def scenario():
+        assert await slots.aacquire(5)
+        waiter = asyncio.ensure_future(slots.aacquire(5))
+        await real_sleep(0.05)
+        monkeypatch.setattr(asyncio, "sleep", counting_sleep)
+        await real_sleep(0.1)  # the waiter is parked: nothing wakes it to look again
+        assert not waiter.done()
+        slots.release()
+        assert await waiter
+        slots.release()
+
+    asyncio.run(scenario())
+    assert naps == []
