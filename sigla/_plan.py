@@ -10,11 +10,13 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from ._limits import RateLimits
+from ._limits import DAY, MARGIN, MINUTE, RateLimits
 
 __all__ = ["StagePlan", "SummaryPlan", "last_start"]
 
-_DAY = 86_400
+# The limiter's windows, with the margin it keeps for clock and network skew.
+_MINUTE = MINUTE + MARGIN[MINUTE]
+_DAY = DAY + MARGIN[DAY]
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class SummaryPlan:
 
 
 def _duration(seconds: float) -> str:
-    minutes = math.ceil(seconds / 60)
+    minutes = round(seconds / 60)
     if minutes < 1:
         return "under a minute"
     if minutes < 60:
@@ -110,10 +112,10 @@ def last_start(requests: int, tokens: int, limits: RateLimits) -> float | None:
     before = max(requests - 1, 0)  # requests that go before the last one
     times = [0.0]
     if per_minute:
-        times.append(before // per_minute * 60.0)
+        times.append(before // per_minute * _MINUTE)
     if per_day:
-        last_day = (before % per_day) // per_minute * 60.0 if per_minute else 0.0
+        last_day = (before % per_day) // per_minute * _MINUTE if per_minute else 0.0
         times.append(before // per_day * _DAY + last_day)
     if tokens_per_minute and requests:
-        times.append(max(tokens - tokens / requests, 0) // tokens_per_minute * 60.0)
+        times.append(max(tokens - tokens / requests, 0) // tokens_per_minute * _MINUTE)
     return max(times)

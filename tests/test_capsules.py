@@ -304,7 +304,7 @@ def test_plan_for_1000_capsules_at_githubs_free_tier(word_counter):
     assert plan.stages[0].input_tokens == 111 * (9 * 700 + 17) + (700 + 17)
     assert plan.stages[1].input_tokens == 19 * 17 + 112 * 1_003
     assert plan.requests == 136 and plan.days == 1
-    assert plan.seconds == 9 * 60  # 135 requests before the last, 15 a minute
+    assert plan.seconds == 9 * 61  # 135 requests before the last, 15 a (61-second) minute
     assert plan.limits == RateLimits(15, 150, 5)
     assert str(plan) == (
         f"1,000 capsules: 136 requests (112 map + 24 reduce in 3 rounds), about "
@@ -317,7 +317,7 @@ def test_plan_over_the_daily_quota_counts_days(word_counter):
     plan = plan_summary(capsules, llm=github(), prompt="Summarise:", reduce_prompt="Merge:")
     assert [s.requests for s in plan.stages] == [1_112, 186, 31, 6, 1]
     assert plan.requests == 1_336 and plan.days == 9
-    assert plan.seconds == 8 * 86_400 + (1_335 % 150) // 15 * 60
+    assert plan.seconds == 8 * 86_460 + (1_335 % 150) // 15 * 61  # with the limiter's margins
     assert str(plan).startswith("10,000 capsules: 1,336 requests (1,112 map + 224 reduce in 4 ")
     assert str(plan).endswith("; 9 days at 150/day")
 
@@ -340,7 +340,7 @@ def test_plan_counts_answers_against_tokens_per_minute(word_counter):
     assert [s.requests for s in plan.stages] == [10, 2, 1]
     assert plan.input_tokens == 10 * (9 * 700 + 17) + (2 * 17 + 10 * 1_003) + (17 + 2 * 1_003)
     # 75,257 input tokens and 13 answers of 1,000 booked: 81,468 go before the last request
-    assert plan.seconds == 4 * 60
+    assert plan.seconds == 4 * 61
     assert str(plan).endswith("; about 4 min at 20,000 tokens/min")
 
 
