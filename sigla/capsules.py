@@ -400,6 +400,7 @@ def summarize_capsules(
     prompt: str | None = None,
     reduce_prompt: str | None = None,
     progress: bool | None = None,
+    concurrency: int | None = None,
 ) -> str:
     """One summary of all ``capsules``, citing their ids, however many there are.
 
@@ -408,7 +409,8 @@ def summarize_capsules(
     :data:`DEFAULT_MAX_INPUT_TOKENS` with a warning), each is summarised under the system
     message ``prompt`` (:data:`MAP_PROMPT`), then the partial summaries under
     ``reduce_prompt`` (:data:`REDUCE_PROMPT`) until one remains. Each answer may take an
-    eighth of the budget (at most 1,024 tokens). ``progress`` goes to each ``llm.map``.
+    eighth of the budget (at most 1,024 tokens). ``progress`` and ``concurrency`` go to
+    each ``llm.map``.
     Call :func:`plan_summary` first to see the cost. A failed request raises
     :class:`~sigla.errors.BatchError`, whose ``results`` hold the answers that came back.
     """
@@ -417,7 +419,12 @@ def summarize_capsules(
     run = _prepare(capsules, llm, max_input_tokens, prompt, reduce_prompt)
     max_tokens = run.budget.max_tokens
     logger.info("summarising %d capsules: %d map requests", run.capsules, len(run.requests))
-    answers = llm.map(run.requests, system=prompt, progress=progress, max_tokens=max_tokens)
+    options: dict[str, Any] = {
+        "progress": progress,
+        "concurrency": concurrency,
+        "max_tokens": max_tokens,
+    }
+    answers = llm.map(run.requests, system=prompt, **options)
     while len(answers) > 1:
         requests = _reduce_requests(answers, run)
         if not requests:
@@ -428,5 +435,5 @@ def summarize_capsules(
                 f"within max_input_tokens={run.budget.max_input_tokens:,}; pass a larger one."
             )
         logger.info("reducing %d partial summaries in %d requests", len(answers), len(requests))
-        answers = llm.map(requests, system=reduce_prompt, progress=progress, max_tokens=max_tokens)
+        answers = llm.map(requests, system=reduce_prompt, **options)
     return answers[0].strip() if answers else ""
