@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
 from ._cancel import SCOPE, Cancelled, CancelScope
@@ -211,7 +211,7 @@ class _ThreadRun:
         finally:
             self._results.put(self._DONE)
 
-    def __iter__(self) -> Iterator[tuple[int, Result]]:
+    def __iter__(self) -> Generator[tuple[int, Result], None, None]:
         for n in range(self._workers):
             threading.Thread(target=self._work, name=f"sigla-batch-{n}", daemon=True).start()
         alive = self._workers
@@ -240,11 +240,11 @@ def run_threads(
     adaptive: bool,
     progress: Progress,
     params: dict[str, Any],
-) -> tuple[Iterator[tuple[int, Result]], _Outcome]:
+) -> tuple[Generator[tuple[int, Result], None, None], _Outcome]:
     """Start a threaded batch: its ``(index, result)`` pairs as they finish, and its outcome."""
     workers, gate = workers_for(llm, concurrency, adaptive)
     run = _ThreadRun(llm, prompts, system, params, workers, gate, progress)
-    return iter(run), run.outcome
+    return run.__iter__(), run.outcome
 
 
 # ---------------------------------------------------------------- tasks
@@ -429,8 +429,11 @@ class BatchMethods:
                 params=params,
             )
             results: list[Result | None] = [None] * len(items)
-            for index, result in pairs:
-                results[index] = result
+            try:
+                for index, result in pairs:
+                    results[index] = result
+            finally:  # at once, even while a traceback keeps this frame (and `pairs`) alive
+                pairs.close()
         return gather_results(results, outcome, return_exceptions)
 
     def imap(
@@ -453,7 +456,9 @@ class BatchMethods:
         as workers free up, so memory stays bounded by the concurrency. Options as
         :meth:`map`. If an error dooms the rest, the items on the wire are yielded, then a
         :class:`~sigla.errors.BatchError` (``.reason``: that error) is raised; the input
-        is not read further. Leaving the loop early stops the batch.
+        is not read further. Closing the iterator stops the batch: leaving a ``for`` loop
+        early closes it when it is dropped; ``with contextlib.closing(llm.imap(...)) as
+        pairs:`` closes it at once, even when an exception (Ctrl-C) leaves the loop.
         """
         params = _params(temperature, max_tokens, top_p, stop, seed)
         client = self._client()

@@ -219,12 +219,16 @@ def test_no_bar_when_stderr_is_not_a_terminal(make_llm, fake, capsys):
 
 CTRL_C = textwrap.dedent(
     """
-    import sys, threading, time
+    import asyncio, sys, threading, time
     from sigla.llm import GitHubLLM
     llm = GitHubLLM(endpoint=sys.argv[1], token="t" * 20)
     print("started", flush=True)
+    prompts = [f"q{i}" for i in range(50)]
     try:
-        llm.map([f"q{i}" for i in range(50)], concurrency=2, progress=False)
+        if sys.argv[2] == "sync":
+            llm.map(prompts, concurrency=2, progress=False)
+        else:
+            asyncio.run(llm.amap(prompts, concurrency=2, progress=False))
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         # the workers' sockets were shut down: they end now, not when their answers come
@@ -239,12 +243,12 @@ CTRL_C = textwrap.dedent(
 )
 
 
-def test_ctrl_c_stops_a_batch_promptly_and_closes_its_connections(fake, tmp_path):
+def test_ctrl_c_stops_a_batch_promptly_and_closes_its_connections(fake, tmp_path, mode):
     fake.latency = 5.0  # every answer is slow: the batch is mid-request when interrupted
     script = tmp_path / "batch.py"
     script.write_text(CTRL_C)
     child = subprocess.Popen(
-        [sys.executable, str(script), fake.url],
+        [sys.executable, str(script), fake.url, mode],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
