@@ -369,7 +369,11 @@ class Admission:
                 describe_wait(wait),
                 limiter.limits,
                 self._label,
-                extra={"sigla_notice": "rate_limit", "sigla_wait": wait},
+                extra={
+                    "sigla_notice": "rate_limit",
+                    "sigla_wait": wait,
+                    "sigla_limits": str(limiter.limits),
+                },
             )
         return wait
 

@@ -15,6 +15,8 @@ from typing import Literal
 
 import click
 
+from ._progress import write_line
+
 __all__ = ["Verbosity", "notices", "print_notice", "stderr_is_terminal"]
 
 Verbosity = Literal["quiet", "auto", "verbose"]
@@ -23,10 +25,10 @@ Verbosity = Literal["quiet", "auto", "verbose"]
 def print_notice(text: str) -> None:
     """The one place a notice reaches the terminal: one ``sigla: …`` line on stderr.
 
-    A later progress bar owns the terminal while it runs: it passes its own printer to
-    :func:`notices` instead of this one.
+    A batch's progress bar owns the terminal while it runs: the line goes above it.
     """
-    click.echo(f"sigla: {text}", err=True)
+    if not write_line(f"sigla: {text}"):  # a batch's bar owns the terminal while it runs
+        click.echo(f"sigla: {text}", err=True)
 
 
 class _NoticeHandler(logging.Handler):

@@ -15,7 +15,9 @@ from ._retry import describe_wait
 from ._usage import UsageTotals
 from .errors import LLMError, MissingDependencyError
 
-__all__ = ["Progress", "wanted"]
+__all__ = ["Progress", "wanted", "write_line"]
+
+_shown: list[Progress] = []  # the bars on screen now, newest last
 
 
 def _in_notebook() -> bool:
@@ -43,7 +45,8 @@ class _Notices(logging.Handler):
         kind = getattr(record, "sigla_notice", None)
         wait = describe_wait(getattr(record, "sigla_wait", 0.0))
         if kind == "rate_limit":
-            self._progress.status(f"waiting {wait}")
+            limits = getattr(record, "sigla_limits", "")
+            self._progress.status(f"waiting {wait}" + (f": {limits}" if limits else ""))
         elif kind == "retry":
             self._progress.status(f"retry in {wait}")
 
@@ -75,6 +78,7 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self._bar is not None:
+            _shown.append(self)
             logger = logging.getLogger("sigla")
             self._handler = _Notices(self)
             self._level = logger.level
@@ -84,6 +88,8 @@ class Progress:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self in _shown:
+            _shown.remove(self)
         if self._handler is not None:
             logger = logging.getLogger("sigla")
             logger.removeHandler(self._handler)
@@ -117,3 +123,11 @@ class Progress:
             self._bar.write(text, file=sys.stderr)
         else:
             print(text, file=sys.stderr)
+
+
+def write_line(text: str) -> bool:
+    """Print ``text`` above the bar on screen, if there is one; whether it did."""
+    if not _shown:
+        return False
+    _shown[-1].write(text)
+    return True

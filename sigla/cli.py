@@ -4,6 +4,8 @@ sigla chat "What is the capital of France?"
 echo "Summarise this" | sigla chat -m openai/gpt-4o-mini --no-stream
 sigla models
 sigla doctor
+sigla map prompts.txt -o answers.jsonl
+sigla cache info
 
 Every failure ends as one ``sigla: error: …`` line on stderr and an exit code: 1 when the
 call failed, 2 for configuration or usage, 130 when interrupted, 141 (128 + SIGPIPE) when
@@ -25,6 +27,7 @@ import click
 
 from . import __version__
 from . import _constants as C
+from ._cli_batch import add_batch_commands
 from ._cli_cache import add_cache_commands
 from ._config import PROVIDERS, on_github_models, successor_switches
 from ._notices import Verbosity, stderr_is_terminal
@@ -118,6 +121,8 @@ _OPTIONS = {
     "temperature": "-t/--temperature",
     "max_tokens": "--max-tokens",
     "system": "-s/--system",
+    "concurrency": "-c/--concurrency",
+    "cache": "--cache",
 }
 _KEYWORD = re.compile(r"(?:\bargument )?(?<![\w.-])([a-z_]+)=(?![\w'\"<{(/])")
 
@@ -477,6 +482,18 @@ def doctor(provider: str | None, model: str | None, endpoint: str | None, no_req
 
 
 add_cache_commands(main, _command)
+add_batch_commands(
+    main,
+    _command,
+    {
+        "model": _MODEL_HELP,
+        "provider": _PROVIDER_HELP,
+        "endpoint": _ENDPOINT_HELP,
+        "timeout": _TIMEOUT_HELP,
+        "max_retries": _MAX_RETRIES_HELP,
+        "temperature": f"Sampling temperature, 0 to 2 (default: {C.DEFAULT_TEMPERATURE:g}).",
+    },
+)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

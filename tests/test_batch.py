@@ -169,8 +169,10 @@ def test_a_known_cap_is_never_exceeded_and_draws_no_429(mode):
         llm = GitHubLLM(endpoint=capped.url, token=TOKEN, limits=RateLimits(concurrent_requests=2))
         answers = run_map(llm, mode, [f"q{i}" for i in range(20)])
         statuses = [r.status for r in capped.requests]
+        most = capped.max_in_flight
     assert answers == [f"Echo: q{i}" for i in range(20)]
     assert statuses == [200] * 20
+    assert most == 2, "the cap was used, and never exceeded"
 
 
 def test_an_unknown_cap_is_learned_from_429s_and_nothing_is_lost(mode):
@@ -356,3 +358,49 @@ def test_processes_share_one_cache_file(fake, tmp_path):
     assert all(out.split()[0] == "30" for out, _ in outputs)
     final = _python(script, fake.url, cache, 30).communicate(timeout=60)[0].split()
     assert final[1:] == ["30", "0"], "every answer is in the shared file"
+
+
+def test_a_per_minute_limit_shared_with_the_double_draws_no_429(clock, make_llm):
+    with FakeGitHubModels(rpm=4, clock=clock) as limited:
+        llm = make_llm(endpoint=limited.url, clock=clock, limits=RateLimits(requests_per_minute=4))
+        answers = llm.map([f"q{i}" for i in range(10)], concurrency=1, progress=False)
+        statuses = [r.status for r in limited.requests]
+    assert answers == [f"Echo: q{i}" for i in range(10)]
+    assert statuses == [200] * 10
+    assert clock.sleeps == [61, 61], "two waits for the next minute, margin included"
+
+
+def test_tokens_per_minute_shared_with_the_double_draw_no_429(clock, make_llm):
+    with FakeGitHubModels(tpm=400, clock=clock) as limited:
+        llm = make_llm(endpoint=limited.url, clock=clock, limits=RateLimits(tokens_per_minute=400))
+        prompts = ["x" * 300 for _ in range(6)]  # ~100 estimated + 50 for the answer, each
+        answers = llm.map(prompts, concurrency=1, max_tokens=50, progress=False)
+        statuses = [r.status for r in limited.requests]
+    assert len(answers) == 6 and statuses == [200] * 6
+    assert clock.sleeps, "the budget made the batch wait rather than be refused"
+
+
+def test_waiting_for_a_slot_on_an_event_loop_does_not_poll(monkeypatch):
+    from sigla._slots import Slots
+
+    slots = Slots(1)
+    naps = []
+    real_sleep = asyncio.sleep
+
+    async def counting_sleep(seconds, *args):
+        naps.append(seconds)
+        return await real_sleep(seconds, *args)
+
+    async def scenario():
+        assert await slots.aacquire(5)
+        waiter = asyncio.ensure_future(slots.aacquire(5))
+        await real_sleep(0.05)
+        monkeypatch.setattr(asyncio, "sleep", counting_sleep)
+        await real_sleep(0.1)  # the waiter is parked: nothing wakes it to look again
+        assert not waiter.done()
+        slots.release()
+        assert await waiter
+        slots.release()
+
+    asyncio.run(scenario())
+    assert naps == []

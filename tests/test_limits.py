@@ -534,3 +534,111 @@ def test_tokens_per_minute_keep_a_burst_under_the_budget(fake, make_llm, clock):
     for _ in range(3):
         llm.chat("x" * 150, max_tokens=40)  # 50 + 40 estimated, settled to what was used
     assert clock.sleeps == [61]
+
+
+# -- slots shared by threads and event loops
+
+
+def test_slots_are_handed_over_in_arrival_order_across_threads():
+    from sigla._slots import Slots
+
+    slots = Slots(1)
+    assert slots.acquire(0)
+    order = []
+
+    def take(name: str) -> None:
+        assert slots.acquire(5)
+        order.append(name)
+        slots.release()
+
+    first = threading.Thread(target=take, args=("first",))
+    first.start()
+    while not slots._waiters:
+        pass
+    second = threading.Thread(target=take, args=("second",))
+    second.start()
+    while len(slots._waiters) < 2:
+        pass
+    slots.release()
+    first.join(5)
+    second.join(5)
+    assert order == ["first", "second"] and slots.used == 0
+
+
+def test_a_thread_frees_a_slot_a_coroutine_waits_for():
+    from sigla._slots import Slots
+
+    slots = Slots(1)
+    assert slots.acquire(0)
+
+    async def wait_for_it() -> bool:
+        threading.Timer(0.05, slots.release).start()
+        return await slots.aacquire(5)
+
+    assert asyncio.run(wait_for_it())
+    assert slots.used == 1
+
+
+def test_a_cancelled_or_timed_out_waiter_leaves_no_slot_taken():
+    from sigla._slots import Slots
+
+    slots = Slots(1)
+    assert slots.acquire(0)
+    assert not slots.acquire(0.01)
+
+    async def cancel_one() -> None:
+        waiter = asyncio.ensure_future(slots.aacquire(5))
+        await asyncio.sleep(0.01)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+
+    asyncio.run(cancel_one())
+    assert not asyncio.run(slots.aacquire(0.01))
+    slots.release()
+    assert slots.used == 0 and not slots._waiters
+    assert slots.acquire(0)
+
+
+def test_raising_the_capacity_wakes_waiters():
+    from sigla._slots import Slots
+
+    slots = Slots(1)
+    assert slots.acquire(0)
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(slots.acquire(5)))
+    waiter.start()
+    while not slots._waiters:
+        pass
+    slots.capacity = 2
+    waiter.join(5)
+    assert got == [True] and slots.used == 2
+
+
+def test_a_request_books_its_minute_when_it_gets_its_slot_not_when_it_starts_waiting():
+    """The service counts a request when it arrives. A request that waited 30 s for a
+    concurrent slot must be booked at 30 s, or the minute after it opens too early."""
+    now = [0.0]
+    limiter = Limiter(RateLimits(requests_per_minute=2, concurrent_requests=1), lambda: now[0])
+    sleeps: list[float] = []
+
+    def gate() -> Admission:
+        return Admission(limiter, max_wait=120, sleep=sleeps.append, async_sleep=None, label="m")
+
+    first, second = gate(), gate()
+    first.enter()  # sent at 0
+    waiting = threading.Thread(target=second.enter)
+    waiting.start()
+    while not limiter.slots._waiters:
+        pass
+    now[0] = 30.0
+    first.leave()  # the second gets the slot now, at 30, and is sent
+    waiting.join(5)
+    second.leave()
+    now[0] = 61.0  # the first left the window (0 + 61); the second (30) has not
+    third = gate()
+    third.enter()
+    third.leave()
+    fourth = gate()
+    fourth.enter()
+    assert sleeps == [30.0], "the fourth waits for the second's minute: 30 + 61 - 61"

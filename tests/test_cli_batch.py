@@ -1,0 +1,110 @@
+"""`sigla map` against the double: JSON Lines in and out, order, errors in place, exit codes,
+the cache and the progress bar."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from conftest import TOKEN
+
+from sigla.cli import main
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def env(fake):
+    return {"GITHUB_TOKEN": TOKEN, "SIGLA_LLM_ENDPOINT": fake.url}
+
+
+def invoke(args, env, input=None):
+    return CliRunner().invoke(main, args, env=env, input=input, catch_exceptions=False)
+
+
+def lines(text):
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_map_answers_one_prompt_per_line_in_input_order(fake, env, tmp_path):
+    source = tmp_path / "prompts.txt"
+    source.write_text("first\n\nsecond\nthird\n")
+    result = invoke(["map", str(source), "-c", "3", "-t", "0.2", "--max-tokens", "9"], env)
+    assert result.exit_code == 0, result.stderr
+    assert lines(result.stdout) == [
+        {"index": 0, "id": None, "answer": "Echo: first"},
+        {"index": 1, "id": None, "answer": "Echo: second"},
+        {"index": 2, "id": None, "answer": "Echo: third"},
+    ]
+    assert {(r.body["temperature"], r.body["max_tokens"]) for r in fake.requests} == {(0.2, 9)}
+
+
+def test_map_reads_json_lines_from_stdin_and_keeps_ids_and_errors_in_place(fake, env):
+    source = "\n".join(
+        [
+            json.dumps({"id": "a", "prompt": "x"}),
+            json.dumps({"id": "b"}),
+            "not json",
+            json.dumps({"messages": [{"role": "user", "content": "hey"}]}),
+            json.dumps({"id": 7, "prompt": "y" * 40_000}),
+        ]
+    )
+    result = invoke(["map", "-", "-s", "Be brief."], env, input=source)
+    assert result.exit_code == 1
+    records = lines(result.stdout)
+    assert [r["index"] for r in records] == [0, 1, 2, 3, 4]
+    assert records[0] == {"index": 0, "id": "a", "answer": "Echo: x"}
+    assert records[1]["id"] == "b" and records[1]["error"]["type"] == "InvalidRequestError"
+    assert "Line 2" in records[1]["error"]["message"]
+    assert "Line 3 is not JSON" in records[2]["error"]["message"]
+    assert records[3]["answer"] == "Echo: hey"
+    assert records[4]["error"]["type"] == "InputTooLargeError" and records[4]["id"] == 7
+    assert "3 of 5 items failed" in result.stderr
+    assert len(fake.requests) == 3
+    assert fake.requests[0].body["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_map_writes_to_a_file_with_o(fake, env, tmp_path):
+    out = tmp_path / "answers.jsonl"
+    result = invoke(["map", "-", "-o", str(out)], env, input="a\nb\n")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert [r["answer"] for r in lines(out.read_text())] == ["Echo: a", "Echo: b"]
+
+
+def test_map_resumes_from_its_cache(fake, env, tmp_path):
+    cache = tmp_path / "answers.sqlite"
+    assert invoke(["map", "-", "--cache", str(cache)], env, input="a\nb\n").exit_code == 0
+    again = invoke(["map", "-", "--cache", str(cache)], env, input="a\nb\nc\n")
+    assert again.exit_code == 0
+    assert [r["answer"] for r in lines(again.stdout)] == ["Echo: a", "Echo: b", "Echo: c"]
+    assert len(fake.requests) == 3
+
+
+def test_a_doomed_batch_writes_every_item_and_says_how_to_resume(fake, env):
+    fake.fail("bad_credentials", times=None)
+    result = invoke(["map", "-", "-c", "1"], env, input="a\nb\nc\n")
+    assert result.exit_code == 1
+    records = lines(result.stdout)
+    assert [r["index"] for r in records] == [0, 1, 2]
+    assert records[0]["error"]["type"] == "AuthenticationError"
+    assert {r["error"]["type"] for r in records[1:]} == {"NotAttemptedError"}
+    assert "stopped early" in result.stderr and "--cache" in result.stderr
+    assert len(fake.requests) == 1
+
+
+def test_an_empty_input_is_a_usage_error(env):
+    result = invoke(["map", "-"], env, input="\n \n")
+    assert result.exit_code == 2 and "no prompts" in result.stderr
+
+
+def test_a_missing_file_is_a_usage_error(env, tmp_path):
+    result = invoke(["map", str(tmp_path / "nope.txt")], env)
+    assert result.exit_code == 2 and "Cannot read" in result.stderr
+
+
+def test_the_progress_bar_goes_to_stderr(fake, env):
+    result = invoke(["map", "-", "--progress"], env, input="a\nb\n")
+    assert result.exit_code == 0
+    assert "2/2" in result.stderr
+    assert len(lines(result.stdout)) == 2
