@@ -1,4 +1,5 @@
-"""Packaging for sigla. Extras: llm (the model client), server, dev (tests and lint)."""
+"""Packaging for sigla. Extras: llm (the model client), server, tokens (exact token counts for
+Mistral models, used by sigla.capsules), dev (tests and lint)."""
 
 from pathlib import Path
 
@@ -8,6 +9,9 @@ HERE = Path(__file__).parent
 
 LLM = ["mistralai>=1.12,<4", "httpx>=0.27,<1", "httpcore>=1,<2", "tqdm>=4.66"]
 SERVER = ["fastapi>=0.110", "uvicorn>=0.29"]
+# mistral-common ships its tokenizer files: counting needs no download (about 37 MB installed,
+# with numpy, pydantic and tiktoken; loading the tokenizer takes 2-3 s, once per process).
+TOKENS = ["mistral-common>=1.5"]
 DEV = [
     *LLM,
     "pytest>=8",
@@ -29,7 +33,12 @@ setup(
     packages=find_packages(include=["sigla", "sigla.*"]),
     package_data={"sigla": ["py.typed"]},
     install_requires=["click>=8.1", "platformdirs>=3"],  # platformdirs: cache=True's folder
-    extras_require={"llm": LLM, "server": LLM + SERVER, "dev": DEV},
+    extras_require={
+        "llm": LLM,
+        "server": LLM + SERVER,
+        "tokens": TOKENS,
+        "dev": DEV,
+    },
     entry_points={"console_scripts": ["sigla=sigla.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -263,3 +263,132 @@ def add_batch_commands(
                 f"sigla: {failed} of {len(items)} items failed (see their error lines).", err=True
             )
             sys.exit(1)
+
+
+def read_capsules(source: str) -> list[Any]:
+    """Capsules from FILE or stdin: one JSON list, or JSON Lines (one capsule per line)."""
+    text = "\n".join(_read_lines(source))
+    if not text.strip():
+        raise click.UsageError("The input has no capsules.")
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, list):
+        return whole
+    capsules = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            capsules.append(json.loads(line))
+        except ValueError as problem:
+            raise click.UsageError(
+                f"Line {number} is not JSON ({problem}): give a JSON list of capsules, or "
+                'one per line, e.g. {"id": "c1", "text": "...", "score": 0.9}.'
+            ) from None
+    return capsules
+
+
+def add_summarize_command(
+    group: click.Group, command: Callable[[Command], Command], helps: Mapping[str, str]
+) -> None:
+    """Add ``summarize`` to ``group``, wrapped by ``command``."""
+
+    @group.command(name="summarize")
+    @click.argument("source", metavar="FILE|-")
+    @click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, writable=True),
+        help="Write the summary here instead of stdout.",
+    )
+    @click.option(
+        "--plan",
+        "plan_only",
+        is_flag=True,
+        help="Only say what it would take (requests, tokens, time); send nothing.",
+    )
+    @click.option(
+        "--max-input-tokens",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Input tokens per request (default: the model's known limit, else 4,000).",
+    )
+    @click.option("-m", "--model", help=helps["model"])
+    @click.option("-p", "--provider", help=helps["provider"])
+    @click.option("-e", "--endpoint", help=helps["endpoint"])
+    @click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help=helps["timeout"],
+    )
+    @click.option(
+        "--max-retries", type=click.IntRange(min=0), metavar="N", help=helps["max_retries"]
+    )
+    @click.option(
+        "-c",
+        "--concurrency",
+        type=click.IntRange(min=1, max=256),
+        metavar="N",
+        help="Requests in flight (default: the service's known limit, else learned).",
+    )
+    @click.option(
+        "--cache",
+        "cache",
+        is_flag=False,
+        flag_value=DEFAULT_CACHE,
+        metavar="PATH",
+        help="Keep answers in this cache file (alone: the default file); a run "
+        "stopped half way resumes without paying twice.",
+    )
+    @click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="A progress bar on stderr (default: when stderr is a terminal).",
+    )
+    @command
+    def summarize(
+        source: str,
+        output: str | None,
+        plan_only: bool,
+        max_input_tokens: int | None,
+        model: str | None,
+        provider: str | None,
+        endpoint: str | None,
+        timeout: float | None,
+        max_retries: int | None,
+        concurrency: int | None,
+        cache: str | None,
+        progress: bool | None,
+    ) -> None:
+        """Summarise the capsules of FILE (or stdin when -): a JSON list or JSON Lines of
+        {"id", "title", "text", "score"} objects. Prints one summary citing capsule ids."""
+        from .capsules import plan_summary, summarize_capsules
+        from .llm import GitHubLLM
+
+        capsules = read_capsules(source)
+        llm = GitHubLLM(
+            model=model,
+            provider=provider,
+            endpoint=endpoint,
+            timeout=timeout,
+            max_retries=max_retries,
+            cache=True if cache == DEFAULT_CACHE else cache,
+        )
+        if plan_only:
+            click.echo(str(plan_summary(capsules, llm=llm, max_input_tokens=max_input_tokens)))
+            return
+        summary = summarize_capsules(
+            capsules,
+            llm=llm,
+            max_input_tokens=max_input_tokens,
+            progress=progress,
+            concurrency=concurrency,
+        )
+        if output is None:
+            click.echo(summary)
+        else:
+            with open(output, "w", encoding="utf-8") as out:
+                out.write(summary + "\n")

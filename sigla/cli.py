@@ -5,6 +5,7 @@ echo "Summarise this" | sigla chat -m openai/gpt-4o-mini --no-stream
 sigla models
 sigla doctor
 sigla map prompts.txt -o answers.jsonl
+sigla summarize capsules.jsonl --plan
 sigla cache info
 
 Every failure ends as one ``sigla: error: …`` line on stderr and an exit code: 1 when the
@@ -20,6 +21,7 @@ import functools
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -27,7 +29,7 @@ import click
 
 from . import __version__
 from . import _constants as C
-from ._cli_batch import add_batch_commands
+from ._cli_batch import add_batch_commands, add_summarize_command
 from ._cli_cache import add_cache_commands
 from ._config import PROVIDERS, on_github_models, successor_switches
 from ._notices import Verbosity, stderr_is_terminal
@@ -123,6 +125,7 @@ _OPTIONS = {
     "system": "-s/--system",
     "concurrency": "-c/--concurrency",
     "cache": "--cache",
+    "max_input_tokens": "--max-input-tokens",
 }
 _KEYWORD = re.compile(r"(?:\bargument )?(?<![\w.-])([a-z_]+)=(?![\w'\"<{(/])")
 
@@ -210,6 +213,11 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+def _show_warning(message: Warning | str, *args: object, **kwargs: object) -> None:
+    """A library warning as one ``sigla: warning:`` line, in the command line's words."""
+    _say("sigla: warning: " + " ".join(_in_cli_words(str(message)).split()))
+
+
 def _command(function: F) -> F:
     """A sigla command: ``-v``/``-q``, notices for its duration, every failure one line."""
 
@@ -218,7 +226,8 @@ def _command(function: F) -> F:
         ctx = click.get_current_context()
         verbosity = _verbosity(verbose, quiet) or ctx.meta.get(_VERBOSITY_KEY) or "auto"
         try:
-            with _notices(verbosity):
+            with _notices(verbosity), warnings.catch_warnings():
+                warnings.showwarning = _show_warning
                 return function(*args, **kwargs)
         except LLMError as error:
             usage = isinstance(error, (ConfigurationError, InvalidRequestError))
@@ -482,18 +491,16 @@ def doctor(provider: str | None, model: str | None, endpoint: str | None, no_req
 
 
 add_cache_commands(main, _command)
-add_batch_commands(
-    main,
-    _command,
-    {
-        "model": _MODEL_HELP,
-        "provider": _PROVIDER_HELP,
-        "endpoint": _ENDPOINT_HELP,
-        "timeout": _TIMEOUT_HELP,
-        "max_retries": _MAX_RETRIES_HELP,
-        "temperature": f"Sampling temperature, 0 to 2 (default: {C.DEFAULT_TEMPERATURE:g}).",
-    },
-)
+_HELPS = {
+    "model": _MODEL_HELP,
+    "provider": _PROVIDER_HELP,
+    "endpoint": _ENDPOINT_HELP,
+    "timeout": _TIMEOUT_HELP,
+    "max_retries": _MAX_RETRIES_HELP,
+    "temperature": f"Sampling temperature, 0 to 2 (default: {C.DEFAULT_TEMPERATURE:g}).",
+}
+add_batch_commands(main, _command, _HELPS)
+add_summarize_command(main, _command, _HELPS)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -4,6 +4,8 @@ the cache and the progress bar."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -108,3 +110,38 @@ def test_the_progress_bar_goes_to_stderr(fake, env):
     assert result.exit_code == 0
     assert "2/2" in result.stderr
     assert len(lines(result.stdout)) == 2
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "capsules.jsonl"
+
+
+def test_summarize_prints_one_summary_citing_capsule_ids(fake, env):
+    fake.reply_mode = "extractive"
+    result = invoke(["summarize", str(EXAMPLES), "--max-input-tokens", "3000"], env)
+    assert result.exit_code == 0, result.stderr
+    summary = result.stdout
+    cited = set(re.findall(r"\[([a-z0-9-]+)\]", summary))
+    assert cited and cited <= {json.loads(line)["id"] for line in EXAMPLES.read_text().splitlines()}
+    assert len(fake.requests) >= 2, "a map stage and a reduce stage"
+
+
+def test_summarize_plan_sends_nothing(fake, env):
+    result = invoke(["summarize", str(EXAMPLES), "--plan", "--max-input-tokens", "3000"], env)
+    assert result.exit_code == 0
+    assert result.stdout.startswith("38 capsules:") and "requests" in result.stdout
+    assert fake.requests == []
+
+
+def test_summarize_reads_a_json_list_from_stdin_and_warns_in_cli_words(fake, env):
+    capsules = [{"id": "c1", "text": "One thing. More."}, {"id": "c2", "text": "Two."}]
+    result = invoke(["summarize", "-"], env, input=json.dumps(capsules))
+    assert result.exit_code == 0
+    assert "sigla: warning: " in result.stderr and "--max-input-tokens" in result.stderr
+    assert "UserWarning" not in result.stderr
+
+
+def test_summarize_names_a_bad_line_or_capsule(env):
+    bad_line = invoke(["summarize", "-"], env, input='{"text": "a"}\nnot json\n')
+    assert bad_line.exit_code == 2 and "Line 2 is not JSON" in bad_line.stderr
+    bad_capsule = invoke(["summarize", "-", "--plan"], env, input="[1, 2]")
+    assert bad_capsule.exit_code == 2 and "Capsule 0" in bad_capsule.stderr

@@ -13,7 +13,7 @@ import sigla.errors
 import sigla.llm
 from sigla.llm import GitHubLLM
 
-PUBLIC_MODULES = ["sigla.llm", "sigla.errors", "sigla.testing", "sigla.cli"]
+PUBLIC_MODULES = ["sigla.llm", "sigla.errors", "sigla.testing", "sigla.cli", "sigla.capsules"]
 
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
