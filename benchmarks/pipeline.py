@@ -21,7 +21,9 @@ SDK import and the client's build are not timed), then the double's log is reset
 5. cache hit: a ``chat`` answered from ``cache=<tmp file>`` (the same prompt again) against a
    ``chat`` to the double at latency 0 in a child process, in interleaved rounds (per-call
    median ratio; no target, reported).
-6. ``summarize_capsules``: not measured yet (``sigla/capsules.py`` is not on main).
+6. ``summarize_capsules`` of 1,000 synthetic capsules (quick: 200) against the double's
+   extractive replies: requests sent against a lower bound (see :func:`capsule_requests`).
+   Target: at most 1.1x.
 
     python benchmarks/pipeline.py            # 60 prompts per run
     python benchmarks/pipeline.py --quick    # 20 prompts, fewer rounds
@@ -30,7 +32,8 @@ SDK import and the client's build are not timed), then the double's log is reset
 from __future__ import annotations
 
 import argparse
-import asyncio
+import math
+import random
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    FastClock,
     interleaved,
     median,
     ratio_line,
@@ -59,31 +63,6 @@ SPEED = 12.0
 RPM_LATENCY = 0.02  # real seconds (0.24 s of the fast clock)
 
 
-class FastClock:
-    """A clock ``SPEED`` times faster than ``time.monotonic``, and sleeps that wait
-    ``seconds / SPEED`` of real time. Shared by the double's windows and the client's limiter.
-
-    Unlike a clock that advances by each sleep (``tests/conftest.py``'s), it stays right when
-    several threads sleep at once: time passes for all of them together, not once per sleeper.
-    """
-
-    def __init__(self, speed: float = SPEED) -> None:
-        self.speed = speed
-        self.offset = 1000.0 - time.monotonic() * speed
-
-    def __call__(self) -> float:
-        return self.offset + time.monotonic() * self.speed
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds / self.speed)
-
-    async def async_sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds / self.speed)
-
-
 class Run:
     """What one batch did: its wall time (s) and the double's log."""
 
@@ -100,9 +79,9 @@ class Run:
         self.refused = sum(r.status == 429 for r in self.log)
         self.max_in_flight = fake.max_in_flight
 
-    def line(self, ideal: float, unit: str = "of the limit") -> str:
+    def line(self, ideal: float) -> str:
         return (
-            f"  {self.label:<22} throughput: {ideal / self.wall:5.3f} {unit}   "
+            f"  {self.label:<22} throughput: {ideal / self.wall:5.3f} of the limit   "
             f"{self.refused:3d} x 429 of {self.sent} sent   max in flight {self.max_in_flight}   "
             f"{self.answers} answers, {self.lost} lost   ({self.wall:.2f} s)"
         )
@@ -165,12 +144,9 @@ def one_run(
         return Run(label, results, started, wall, fake)
 
 
-def verdict(name: str, value: float, at_least: float, ok: bool = True, note: str = "") -> str:
-    passed = ok and value >= at_least
-    return (
-        f"RESULT {name} ratio={value:.3f} target>={at_least:.2f}{note} "
-        f"({'PASS' if passed else 'MISS'})"
-    )
+def verdict(name: str, value: float, at_least: float, ok: bool, note: str) -> str:
+    passed = "PASS" if ok and value >= at_least else "MISS"
+    return f"RESULT {name} ratio={value:.3f} target>={at_least:.2f}{note} ({passed})"
 
 
 def concurrency(n: int, told: bool) -> tuple[Run, Run, float]:
@@ -206,7 +182,7 @@ def per_minute(windows: int) -> tuple[Run, Run, float, int]:
     ideal = windows * 60.0 + RPM_LATENCY * SPEED
     runs = []
     for label, how in (("llm.map", "map"), ("ThreadPool(4) chat", "naive")):
-        clock = FastClock()
+        clock = FastClock(SPEED)
         double = {"latency": RPM_LATENCY, "rpm": RPM, "clock": clock}
         client = {
             "limits": RateLimits(requests_per_minute=RPM),
@@ -228,15 +204,12 @@ def cache_hit(rounds: int) -> tuple[list[float], list[float]]:
         cached = GitHubLLM(endpoint=url, token="bench", cache=Path(tmp) / "answers.sqlite")
         plain = GitHubLLM(endpoint=url, token="bench", cache=False)
 
-        def timed(call: Callable[[], Any]) -> Callable[[], float]:
-            def run() -> float:
-                started = time.perf_counter()
-                call()
-                return time.perf_counter() - started
+        def timed(llm: Any) -> float:
+            started = time.perf_counter()
+            llm.chat("hi")
+            return time.perf_counter() - started
 
-            return run
-
-        runners = {"hit": timed(lambda: cached.chat("hi")), "sent": timed(lambda: plain.chat("hi"))}
+        runners = {"hit": lambda: timed(cached), "sent": lambda: timed(plain)}
         interleaved(runners, 10, seed=1)  # warm-up; the first fills the cache
         got = interleaved(runners, rounds)
         if cached.cache is not None:
@@ -244,30 +217,94 @@ def cache_hit(rounds: int) -> tuple[list[float], list[float]]:
     return got["hit"], got["sent"]
 
 
+def synthetic_capsules(count: int) -> list[dict[str, Any]]:
+    """Capsules of 1-4 paragraphs of 2-5 sentences; every 100th has 40 paragraphs (split)."""
+    rng = random.Random(7)
+    words = [f"{a}{b}" for a in ("cache", "queue", "node", "lock", "disk") for b in "aeiouy"]
+
+    def paragraph() -> str:
+        return " ".join(
+            " ".join(rng.choices(words, k=rng.randint(6, 18))).capitalize() + "."
+            for _ in range(rng.randint(2, 5))
+        )
+
+    return [
+        {
+            "id": f"cap-{i}",
+            "title": f"Incident {i}",
+            "score": rng.random(),
+            "text": "\n\n".join(
+                paragraph() for _ in range(40 if i % 100 == 99 else rng.randint(1, 4))
+            ),
+        }
+        for i in range(count)
+    ]
+
+
+def capsule_requests(count: int) -> tuple[int, int, int]:
+    """Requests ``summarize_capsules`` sent, and the fewest its map and reduce stages need.
+
+    Map: ceil(tokens of all capsules as rendered / a map request's room). Reduce: for each
+    round, ceil(tokens of the partial summaries it was given, as rendered / a reduce
+    request's room). Tokens, rooms and rendering are capsules.py's own (its counter and
+    budget), so the bound counts what sigla counts; the packing is what is measured.
+    """
+    from sigla import capsules as C
+    from sigla.llm import GitHubLLM
+    from sigla.testing import FakeGitHubModels
+
+    items = synthetic_capsules(count)
+    with FakeGitHubModels(reply_mode="extractive") as fake:
+        llm = GitHubLLM(endpoint=fake.url, token="bench")
+        run = C._prepare(items, llm, 8000, C.MAP_PROMPT, C.REDUCE_PROMPT)
+        tokens, sep = run.budget.counter.count, run.budget.counter.count(C.SEPARATOR)
+
+        def need(texts: list[str], room: int) -> int:
+            return math.ceil((sum(tokens(t) + sep for t in texts) - sep) / room)
+
+        stages: list[list[str]] = []  # each llm.map's answers
+        plain_map = llm.map
+        llm.map = lambda *a, **k: stages.append(plain_map(*a, **k)) or stages[-1]  # type: ignore
+        C.summarize_capsules(items, llm=llm, max_input_tokens=8000, progress=False)
+        sent = sum(r.path.endswith("/chat/completions") for r in fake.requests)
+    bound = need([C.Capsule(**c).render() for c in items], run.map_room)
+    for answers in stages[:-1]:
+        partials = [
+            C.Capsule(a.strip(), title=f"Partial summary {i}") for i, a in enumerate(answers, 1)
+        ]
+        bound += need([p.render() for p in partials], run.reduce_room)
+    return sent, bound, len(stages)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 prompts, fewer rounds")
     args = parser.parse_args()
-    n, windows, rounds = (20, 1, 40) if args.quick else (60, 2, 200)
+    n, windows, rounds, capsules = (20, 1, 40, 200) if args.quick else (60, 2, 200, 1000)
 
     use_this_checkout()
     print(f"pipeline: sigla from {sigla_origin()}, {n} prompts per concurrency run")
 
-    print(f"1. cap known: double concurrency={CAP}, latency={LATENCY} s, client told")
-    mapped, pool, ideal = concurrency(n, told=True)
-    for run in (mapped, pool):
-        print(run.line(ideal))
-        print(run.timings())
-    ok1 = mapped.refused == 0 and mapped.max_in_flight <= CAP and mapped.lost == 0
-    known = verdict("map_known_cap", ideal / mapped.wall, 0.95, ok1, ", 0 x 429, <=2 in flight")
-
-    print("2. cap unknown (adaptive): the same double, client not told")
-    mapped, pool, ideal = concurrency(n, told=False)
-    for run in (mapped, pool):
-        print(run.line(ideal))
-        print(run.timings())
-    ok2 = mapped.refused <= 0.1 * mapped.sent and mapped.lost == 0
-    adaptive = verdict("map_adaptive", ideal / mapped.wall, 0.85, ok2, ", <=10% 429, none lost")
+    verdicts = []
+    for told, name, target in ((True, "map_known_cap", 0.95), (False, "map_adaptive", 0.85)):
+        print(
+            f"1. cap known: double concurrency={CAP}, latency={LATENCY} s, client told"
+            if told
+            else "2. cap unknown (adaptive): the same double, client not told"
+        )
+        mapped, pool, ideal = concurrency(n, told)
+        for run in (mapped, pool):
+            print(run.line(ideal))
+            print(run.timings())
+        if told:  # zero 429s, the cap kept
+            ok, note = (
+                mapped.refused == 0 and mapped.max_in_flight <= CAP,
+                ", 0 x 429, <=2 in flight",
+            )
+        else:
+            ok, note = mapped.refused <= 0.1 * mapped.sent, ", <=10% 429"
+        ok, note = ok and mapped.lost == 0, note + ", none lost"
+        verdicts.append(verdict(name, ideal / mapped.wall, target, ok, note))
 
     m, pool, ideal, count = per_minute(windows)
     print(
@@ -276,17 +313,19 @@ def main() -> None:
     )
     for run in (m, pool):
         print(run.line(ideal))
-    rpm = verdict("map_rpm", ideal / m.wall, 0.90, m.refused == 0 and m.lost == 0, ", 0 x 429")
+    verdicts.append(verdict("map_rpm", ideal / m.wall, 0.9, m.refused + m.lost == 0, ", 0 x 429"))
 
     print("5. cache hit vs a chat to the double (latency 0, child process), per call:")
     hit, sent = cache_hit(rounds)
     print(row("chat, cache hit", hit))
     print(row("chat, sent to the double", sent))
     print(ratio_line("hit / sent", hit, sent))
-    print("6. summarize_capsules: skipped (sigla/capsules.py is not on main yet)")
-    for line in (known, adaptive, rpm):
-        print(line)
+    sent_c, bound, stages = capsule_requests(capsules)
+    print(f"6. summarize_capsules, {capsules} capsules, extractive double, 8,000 tokens a request:")
+    print(f"  {sent_c} requests in {stages} stages; lower bound {bound}: {sent_c / bound:.3f}x")
+    print("\n".join(verdicts))
     print(result_line("cache_hit", median(hit) / median(sent), None))
+    print(result_line("capsule_requests", sent_c / bound, 1.1))
 
 
 if __name__ == "__main__":
