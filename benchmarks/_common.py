@@ -6,10 +6,12 @@ timings on a shared machine mean little; these helpers keep their output uniform
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import statistics
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,33 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Settings that GitHubLLM would read from the environment and that would change what is measured.
 _SIGLA_ENVS = ("SIGLA_LLM_PROVIDER", "SIGLA_LLM_ENDPOINT", "SIGLA_LLM_MODEL", "GITHUB_MODELS_ORG")
+
+
+class FastClock:
+    """A clock ``speed`` times faster than ``time.monotonic``, and sleeps that wait
+    ``seconds / speed`` of real time, for a run under per-minute limits that lasts seconds:
+    share it between the double (``clock=``) and the client (``clock=``, ``sleep=``,
+    ``async_sleep=``).
+
+    Unlike a clock that advances by each sleep (``tests/conftest.py``'s), it stays right when
+    several threads sleep at once: time passes for all of them together, not once per sleeper.
+    """
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self.offset = 1000.0 - time.monotonic() * speed
+
+    def __call__(self) -> float:
+        return self.offset + time.monotonic() * self.speed
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds / self.speed)
+
+    async def async_sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds / self.speed)
 
 
 def use_this_checkout(checkout: str | None = None) -> None:
