@@ -27,7 +27,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence, Si
 from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
 from ._cancel import SCOPE, Cancelled, CancelScope
-from ._limits import PATIENT
+from ._limits import BATCH, Seat
 from ._progress import Progress
 from ._slots import Slots
 from ._text import shown
@@ -123,17 +123,29 @@ def _not_attempted(reason: LLMError) -> NotAttemptedError:
 
 
 class _Outcome:
-    """What a run learned beyond the answers: the error that stopped it, if any."""
+    """What a run learned beyond the answers: the error that stopped it, if any.
+
+    ``scope`` reaches the transport's gate through the workers' :data:`BATCH` seat: once
+    stopped, no request of the run goes on the wire; cancelled, those on it are cut.
+    """
 
     def __init__(self, max_retry_wait: float) -> None:
         self.max_retry_wait = max_retry_wait
         self.reason: LLMError | None = None
         self.stop = threading.Event()
+        self.scope = CancelScope()
 
     def record(self, error: LLMError) -> None:
         if self.reason is None and dooms(error, self.max_retry_wait):
             self.reason = error
             self.stop.set()
+            self.scope.stop()
+
+    def unsent(self, item_error: Cancelled) -> Result:
+        """The result of an item the stopped run did not send (Ctrl-C: re-raise)."""
+        if self.reason is None or self.scope.cancelled:
+            raise item_error
+        return _not_attempted(self.reason)
 
 
 # ---------------------------------------------------------------- threads
@@ -163,7 +175,6 @@ class _ThreadRun:
         self._progress = progress
         self._lock = threading.Lock()
         self._results: queue.Queue[Any] = queue.Queue(maxsize=2 * workers)
-        self._scope = CancelScope()
         self.outcome = _Outcome(llm.settings.max_retry_wait)
         self.source_error: BaseException | None = None
 
@@ -185,23 +196,17 @@ class _ThreadRun:
             args = call_args(index, item, self._system)
         except LLMError as error:
             return error
-        gate = self._gate
-        if gate is not None:
-            gate.acquire(None)
         try:
-            if self.outcome.reason is not None:
-                return _not_attempted(self.outcome.reason)
             return self._llm.chat(**args, **self._params)
         except LLMError as error:
             self.outcome.record(error)
             return error
-        finally:
-            if gate is not None:
-                gate.release()
+        except Cancelled as stopped:
+            return self.outcome.unsent(stopped)
 
     def _work(self) -> None:
-        SCOPE.set(self._scope)  # a new thread starts in a context of its own
-        PATIENT.set(True)
+        SCOPE.set(self.outcome.scope)  # a new thread starts in a context of its own
+        BATCH.set(Seat(self._gate, self.outcome.scope))
         try:
             while (taken := self._take()) is not None:
                 index, item = taken
@@ -225,7 +230,7 @@ class _ThreadRun:
                 yield got
         except BaseException:  # Ctrl-C, or the caller stopped iterating: stop everything
             self.outcome.stop.set()
-            self._scope.cancel()
+            self.outcome.scope.cancel()
             raise
         if self.source_error is not None:
             raise self.source_error
@@ -273,21 +278,16 @@ async def run_tasks(
             args = call_args(index, item, system)
         except LLMError as error:
             return error
-        if gate is not None:
-            await gate.aacquire(None)
         try:
-            if outcome.reason is not None:
-                return _not_attempted(outcome.reason)
             return await llm.achat(**args, **params)
         except LLMError as error:
             outcome.record(error)
             return error
-        finally:
-            if gate is not None:
-                gate.release()
+        except Cancelled as stopped:
+            return outcome.unsent(stopped)
 
     async def work() -> None:
-        PATIENT.set(True)  # each task runs in a copy of the context
+        BATCH.set(Seat(gate, outcome.scope))  # each task runs in a copy of the context
         while not outcome.stop.is_set():
             taken = next(items, None)
             if taken is None:

@@ -30,6 +30,7 @@ class CancelScope:
 
     def __init__(self) -> None:
         self.cancelled = False
+        self.stopped = False  # send nothing more, but let what is on the wire finish
         self._lock = threading.Lock()
         self._active: set[Any] = set()
 
@@ -45,6 +46,15 @@ class CancelScope:
 
     def check(self) -> None:
         if self.cancelled:
+            raise Cancelled
+
+    def stop(self) -> None:
+        """No request under this scope may go on the wire any more (a doomed batch)."""
+        self.stopped = True
+
+    def check_send(self) -> None:
+        """Raise :class:`Cancelled` if a request may not be sent now."""
+        if self.cancelled or self.stopped:
             raise Cancelled
 
     def cancel(self) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._cancel import CancelScope
 from ._retry import describe_wait
 from ._slots import AdaptiveConcurrency, Slots
 from ._usage import UsageTotals
@@ -40,7 +41,8 @@ __all__ = [
     "Admission",
     "estimate_tokens",
     "limiter_for",
-    "PATIENT",
+    "BATCH",
+    "Seat",
 ]
 
 logger = logging.getLogger("sigla")
@@ -51,7 +53,7 @@ MARGIN = {MINUTE: 1.0, DAY: 60.0}  # seconds added to each window: clock and net
 CHARS_PER_TOKEN = 3  # conservative: English runs ~4 characters per token
 ANSWER_ESTIMATE = 1024  # tokens counted for an answer when a request sets no max_tokens
 ADAPTIVE_START = 4  # requests in flight a batch starts with when the cap is unknown
-ADAPTIVE_CEILING = 64
+ADAPTIVE_CEILING = 32  # also the number of a learning batch's workers
 
 
 _MOST = 10**12  # more than any service allows; bigger numbers are mistakes
@@ -168,9 +170,13 @@ class Limiter:
         ]
         self._tokens: list[list[float]] = []  # [time, tokens] entries, by time
         self.slots = Slots(limits.concurrent_requests) if limits.concurrent_requests else None
+        # More requests in flight than a minute allows would only book minutes ahead.
+        ceiling = min(
+            limits.concurrent_requests or ADAPTIVE_CEILING,
+            limits.requests_per_minute or ADAPTIVE_CEILING,
+        )
         self.adaptive = AdaptiveConcurrency(
-            start=limits.concurrent_requests or ADAPTIVE_START,
-            ceiling=limits.concurrent_requests or ADAPTIVE_CEILING,
+            start=min(limits.concurrent_requests or ADAPTIVE_START, ceiling), ceiling=ceiling
         )
         self._paused_until = float("-inf")
         self._pause_type: str | None = None
@@ -178,13 +184,15 @@ class Limiter:
 
     # -- windows
 
-    def book(self, max_wait: float, tokens: int = 0) -> tuple[float, float]:
+    def book(self, max_wait: float, tokens: int = 0, patient: bool = False) -> tuple[float, float]:
         """Book the next request slot: its time and the seconds to wait for it (0: go now).
 
         ``tokens`` is the request's estimate, counted against ``tokens_per_minute``. Raises
         :class:`RateLimitError` without booking when the wait would exceed ``max_wait`` (a
-        spent daily quota), as the service's own 429 would. A booking the caller does not
-        use (interrupted while waiting) must be given back with :meth:`cancel`.
+        spent daily quota), as the service's own 429 would; a ``patient`` caller (a batch,
+        which paces itself by the limits) waits any number of minutes, not days. A booking
+        the caller does not use (interrupted while waiting) must be given back with
+        :meth:`cancel`.
         """
         with self._lock:
             now = self.clock()
@@ -202,7 +210,9 @@ class Limiter:
             wait = slot - now
             # The margin is sigla's own caution: it does not count against the caller's
             # patience (a 1/min limit must not fail under the default max_retry_wait=60).
-            if wait - MARGIN[DAY if which == "day" else MINUTE] > max_wait:
+            if wait - MARGIN[DAY if which == "day" else MINUTE] > max_wait and (
+                which == "day" or not patient
+            ):
                 raise RateLimitError(
                     f"sigla's client-side limit ({self.limits}) is used up for this {which}: "
                     f"the next request may go in {wait:.0f} s, over max_retry_wait="
@@ -283,7 +293,7 @@ class Limiter:
 
     # -- concurrent requests
 
-    def _no_slot(self, timeout: float) -> RateLimitError:
+    def _no_slot(self, timeout: float | None) -> RateLimitError:
         return RateLimitError(
             f"No concurrent-request slot of sigla's client-side limit ({self.limits}) freed "
             f"within {timeout:g} s. Is an unfinished stream of this model still open (close "
@@ -294,17 +304,15 @@ class Limiter:
             limit_type="sigla concurrent requests",
         )
 
-    def acquire(self, timeout: float) -> None:
+    def acquire(self, timeout: float | None) -> None:
         """Take a concurrent-request slot, waiting in this thread up to ``timeout`` s
-        (without bound inside a batch, which keeps its own count: :data:`PATIENT`)."""
-        wait = None if PATIENT.get() else timeout
-        if self.slots is not None and not self.slots.acquire(wait):
+        (None: as long as it takes, as a batch's workers do: they keep their own count)."""
+        if self.slots is not None and not self.slots.acquire(timeout):
             raise self._no_slot(timeout)
 
-    async def aacquire(self, timeout: float) -> None:
+    async def aacquire(self, timeout: float | None) -> None:
         """Take a concurrent-request slot without blocking the event loop (no polling)."""
-        wait = None if PATIENT.get() else timeout
-        if self.slots is not None and not await self.slots.aacquire(wait):
+        if self.slots is not None and not await self.slots.aacquire(timeout):
             raise self._no_slot(timeout)
 
     def release(self) -> None:
@@ -357,11 +365,12 @@ class Admission:
         self._tokens = tokens if limiter.limits.tokens_per_minute else 0
         self._slot: float | None = None
         self._holding = False
+        self._seat: Slots | None = None  # the batch's learned-concurrency slot, when held
         self.round = limiter.adaptive.round  # the adaptive round this request was sent in
 
-    def _book(self) -> float:
+    def _book(self, patient: bool) -> float:
         limiter = self.limiter
-        self._slot, wait = limiter.book(self._max_wait, self._tokens)
+        self._slot, wait = limiter.book(self._max_wait, self._tokens, patient)
         self.round = limiter.adaptive.round
         if wait > 0:
             logger.info(
@@ -394,15 +403,20 @@ class Admission:
 
     def enter(self) -> None:
         """Wait until this request may go on the wire (sync)."""
-        limiter = self.limiter
+        limiter, batch = self.limiter, BATCH.get()
         try:
             wait = limiter.paused_for(self._max_wait)
             if wait > 0:
                 self._pause_notice(wait)
                 self._sleep(wait)
-            limiter.acquire(timeout=self._max_wait)
+            if batch is not None and batch.slots is not None:
+                batch.slots.acquire(None)
+                self._seat = batch.slots
+            limiter.acquire(None if batch else self._max_wait)
             self._holding = True
-            wait = self._book()
+            if batch is not None:
+                batch.scope.check_send()
+            wait = self._book(patient=batch is not None)
             if wait > 0:
                 self._sleep(wait)
         except BaseException:
@@ -412,15 +426,20 @@ class Admission:
 
     async def aenter(self) -> None:
         """Async twin of :meth:`enter`."""
-        limiter = self.limiter
+        limiter, batch = self.limiter, BATCH.get()
         try:
             wait = limiter.paused_for(self._max_wait)
             if wait > 0:
                 self._pause_notice(wait)
                 await self._async_sleep(wait)
-            await limiter.aacquire(timeout=self._max_wait)
+            if batch is not None and batch.slots is not None:
+                await batch.slots.aacquire(None)
+                self._seat = batch.slots
+            await limiter.aacquire(None if batch else self._max_wait)
             self._holding = True
-            wait = self._book()
+            if batch is not None:
+                batch.scope.check_send()
+            wait = self._book(patient=batch is not None)
             if wait > 0:
                 await self._async_sleep(wait)
         except BaseException:
@@ -433,10 +452,13 @@ class Admission:
             self._usage.add(requests=1)
 
     def leave(self) -> None:
-        """Free the concurrent-request slot (once; later calls do nothing)."""
+        """Free the concurrent-request slots (once; later calls do nothing)."""
+        seat, self._seat = self._seat, None
         if self._holding:
             self._holding = False
             self.limiter.release()
+        if seat is not None:
+            seat.release()
 
     def succeeded(self, used_tokens: int | None) -> None:
         """The answer came: count what its usage says it cost instead of the estimate, and
@@ -475,9 +497,21 @@ class Admission:
 _STATED_CAP = re.compile(r"Rate limit of (\d{1,4}) per 0s")
 
 
-PATIENT: contextvars.ContextVar[bool] = contextvars.ContextVar("sigla_patient", default=False)
-"""Set in a batch's workers: they wait for a concurrent slot as long as it takes (the
-engine runs at most one request more than the slots, so the wait is one answer long)."""
+@dataclass(frozen=True)
+class Seat:
+    """What a batch's worker carries to the transport's gate (:data:`BATCH`).
+
+    ``slots``: the learned concurrency, taken right before sending and freed once the
+    answer is read, like the known cap's slots; ``scope``: stopped (a doomed batch sends
+    nothing more) or cancelled (Ctrl-C). A batch's worker also waits for slots and for
+    the minute's windows as long as it takes: the batch paces itself by the limits.
+    """
+
+    slots: Slots | None
+    scope: CancelScope
+
+
+BATCH: contextvars.ContextVar[Seat | None] = contextvars.ContextVar("sigla_batch", default=None)
 
 _registry: weakref.WeakValueDictionary[tuple[str, str, str], Limiter] = (
     weakref.WeakValueDictionary()

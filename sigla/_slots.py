@@ -10,6 +10,7 @@ halves on a concurrency 429 and grows back slowly on success (AIMD, as TCP does)
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -58,20 +59,24 @@ class Slots:
     def _free(self) -> bool:
         return self._capacity is None or self._used < self._capacity
 
-    def _grant(self) -> None:
-        """Hand free slots to waiters in order (called with the lock held)."""
+    def _grant(self) -> bool:
+        """Hand free slots to waiters in order (called with the lock held); whether a
+        waiting thread was woken."""
+        woke = False
         while self._waiters and self._free():
             waiter = self._waiters.popleft()
             waiter.granted = True
             self._used += 1
             if waiter.event is not None:
                 waiter.event.set()
+                woke = True
                 continue
             try:
                 waiter.loop.call_soon_threadsafe(_resolve, waiter.future)
             except RuntimeError:  # its loop is closed: nobody will take the slot
                 waiter.granted = False
                 self._used -= 1
+        return woke
 
     def _take_now(self) -> bool:
         if not self._waiters and self._free():
@@ -131,7 +136,11 @@ class Slots:
         """Give a slot back; the next waiter gets it."""
         with self._lock:
             self._used -= 1
-            self._grant()
+            woke = self._grant()
+        if woke:
+            # Let the woken thread run now: its request is ready to go, while this one
+            # would otherwise keep the GIL for the switch interval (5 ms) parsing its answer.
+            time.sleep(0)
 
 
 class AdaptiveConcurrency:

@@ -408,3 +408,16 @@ def test_waiting_for_a_slot_on_an_event_loop_does_not_poll(monkeypatch):
 
     asyncio.run(scenario())
     assert naps == []
+
+
+def test_a_per_minute_limit_alone_paces_a_batch_that_never_fails_on_it(clock, make_llm, mode):
+    """The learned concurrency never exceeds a minute's requests, and a batch waits for
+    its minutes however many there are (max_retry_wait bounds a single call's patience):
+    before, bookings two minutes out failed as client-side 429s. (A fake clock that jumps
+    when one worker sleeps may date another's request later than it was booked, so the
+    double may refuse one now and then: those are retried; none may fail.)"""
+    with FakeGitHubModels(rpm=2, clock=clock) as limited:
+        llm = make_llm(endpoint=limited.url, clock=clock, limits=RateLimits(requests_per_minute=2))
+        answers = run_map(llm, mode, [f"q{i}" for i in range(12)])
+    assert answers == [f"Echo: q{i}" for i in range(12)]
+    assert llm._attempts.limiter.adaptive.ceiling == 2

@@ -642,3 +642,18 @@ def test_a_request_books_its_minute_when_it_gets_its_slot_not_when_it_starts_wai
     fourth = gate()
     fourth.enter()
     assert sleeps == [30.0], "the fourth waits for the second's minute: 30 + 61 - 61"
+
+
+def test_a_patient_booking_waits_any_number_of_minutes_but_not_days():
+    limiter = Limiter(RateLimits(requests_per_minute=1, requests_per_day=3), lambda: 0.0)
+    waits = [limiter.book(max_wait=60, patient=True)[1] for _ in range(3)]
+    assert waits == [0, 61, 122], "the third is two minutes out: a batch waits for it"
+    with pytest.raises(RateLimitError, match="for this day"):
+        limiter.book(max_wait=60, patient=True)
+
+
+def test_the_learned_concurrency_never_exceeds_a_minutes_requests():
+    assert Limiter(RateLimits(requests_per_minute=3), lambda: 0.0).adaptive.ceiling == 3
+    assert Limiter(RateLimits(requests_per_minute=1), lambda: 0.0).adaptive.value == 1
+    both = Limiter(RateLimits(requests_per_minute=9, concurrent_requests=2), lambda: 0.0)
+    assert both.adaptive.ceiling == 2
