@@ -522,12 +522,17 @@ def test_an_html_page_is_reduced_to_its_text(body, headers):
     assert error.body == body
 
 
-def test_scripts_styles_and_stray_end_tags_do_not_hide_the_text():
+def test_scripts_and_styles_are_left_out_of_the_text():
     body = (
-        "<html><head><style>p { color: red }</style><script>var x = 1;</script></head>"
-        "<body></script></style><p>Service</p><script>track()</script><p>Unavailable</p>"
-        "</body></html>"
+        "<html><head><style>p { color: red }</style></head><body><p>Service</p>"
+        "<script>track()</script><p>Unavailable</p></body></html>"
     )
+    error = error_from_status(503, body, {}, GITHUB)
+    assert str(error).startswith("Service Unavailable (HTTP 503)")
+
+
+def test_stray_end_tags_do_not_hide_the_text():
+    body = "<html><body><p>Service</p></script></style><p>Unavailable</p></body></html>"
     error = error_from_status(503, body, {}, GITHUB)
     assert str(error).startswith("Service Unavailable (HTTP 503)")
 
