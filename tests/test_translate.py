@@ -242,7 +242,8 @@ def test_an_empty_error_answer_says_its_status(http, base):
 
 @pytest.mark.parametrize(("http", "base"), SDKS)
 def test_a_422_http_validation_error_is_a_status_error(http, base):
-    """mistralai raises HTTPValidationError (a MistralError, not an SDKError) for a 422."""
+    """A 422 is an HTTPValidationError: a MistralError (MistralAzureError in the Azure
+    client), not an SDKError."""
     body = json.dumps({"detail": [{"loc": ["body", "top_p"], "msg": "too big", "type": "x"}]})
     raw = answer(http, 422, body, {"apim-request-id": "apim-7"})
     exc = sdk_errors(base).HTTPValidationError(None, raw, raw.text)
@@ -289,8 +290,9 @@ def test_no_response_is_a_connection_error_naming_the_endpoint():
     assert error.request_sent is False
 
 
-# Duck typing: translate reads what it finds and never raises on an odd shape (an error in
-# translate would leave the boundary as a raw AttributeError).
+# Partial shapes: every supported mistralai error carries all five attributes, but translate
+# reads only what it finds and never raises on an odd shape (an error in translate would
+# leave the boundary as a raw AttributeError).
 
 
 def test_headers_are_read_from_the_raw_response_when_the_error_has_none():
