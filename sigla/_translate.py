@@ -292,7 +292,9 @@ def translate(exc: BaseException, settings: Settings, *, streaming: bool = False
         return InvalidResponseError(
             f"{detail}. {_CHECK_ENDPOINT.format(settings.display_endpoint)}"
         )
-    if "MistralError" in names or "SDKError" in names:
+    # The Azure client's errors derive from MistralAzureError instead: its 422
+    # HTTPValidationError is neither a MistralError nor an SDKError.
+    if "MistralError" in names or "MistralAzureError" in names or "SDKError" in names:
         status = int(getattr(exc, "status_code", 0) or 0)
         body = getattr(exc, "body", "") or ""
         raw = getattr(exc, "raw_response", None)

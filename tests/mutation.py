@@ -70,6 +70,9 @@ EXTRA_TESTS: dict[str, list[str]] = {
 # contain, "-old" or "+new" without indentation, so that a renumbered mutant shows up as a
 # stale entry instead of being excused, and why it is equivalent).
 _SAME_BELOW_10 = "below 10 s, f'{s:.2g}' and f'{s:.1f}' less '.0' agree from 1 s up"
+_ALSO_HTTP_ERROR = (
+    "every httpx/httpx2 TransportError is also an HTTPError; httpcore has no TransportError"
+)
 EQUIVALENT: dict[str, tuple[str, str]] = {
     "sigla._retry.x_describe_wait__mutmut_1": (
         "if seconds <= 10:",
@@ -121,6 +124,77 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "sigla._limits.xǁLimiterǁbook__mutmut_14": (
         "booked[-size] + span >= slot",
         "on an exact tie the slot is the same; only which of two equal windows is named changes",
+    ),
+    "sigla._streams.xǁOutcomeǁ__init____mutmut_2": (
+        "+self.closed_by_owner = None",
+        "closed_by_owner is only tested for truth, and None is as falsy as False",
+    ),
+    "sigla._translate.xǁ_Saidǁ__init____mutmut_1": (
+        '+self.code: str | None = ""',
+        "a missing code is read only through truth tests and `code or kind`: '' acts as None",
+    ),
+    "sigla._translate.xǁ_Saidǁ__init____mutmut_3": (
+        '+self.limit: int | None = ""',
+        "the limit is read only as `found.limit or ...`: '' acts as None",
+    ),
+    "sigla._translate.xǁ_Saidǁ__init____mutmut_4": (
+        '+data: Any = ""',
+        "data is read only through isinstance(data, Mapping): '' acts as None",
+    ),
+    "sigla._translate.xǁ_Saidǁ__init____mutmut_9": (
+        '"XX[XX"',
+        "a JSON array is no Mapping, so parsing it or not leads to the same branch",
+    ),
+    "sigla._translate.xǁ_Saidǁ__init____mutmut_12": (
+        '+data = ""',
+        "data is read only through isinstance(data, Mapping): '' acts as None",
+    ),
+    "sigla._translate.x__is_html__mutmut_11": (
+        '"content-type", "XXXX"',
+        "'html' is in neither default, '' nor 'xxxx'",
+    ),
+    "sigla._translate.x__is_html__mutmut_16": (
+        "body.lstrip()[:16]",
+        "both prefixes tested are at most 14 characters long",
+    ),
+    "sigla._translate.x__html_text__mutmut_4": (
+        "+self._skip = tag in",
+        "no start tag is parsed inside <script>/<style> (CDATA), so _skip is 0 at each one",
+    ),
+    "sigla._translate.x_error_from_status__mutmut_68": (
+        "'XX, XX'.join",
+        "every provider has exactly one credential variable: there is nothing to join",
+    ),
+    "sigla._translate.x_error_from_status__mutmut_69": (
+        "'XXtoken=XX'",
+        "every provider has a credential variable, so 'token=' is never the fallback shown",
+    ),
+    "sigla._translate.x_error_from_status__mutmut_70": (
+        "'TOKEN='",
+        "every provider has a credential variable, so 'token=' is never the fallback shown",
+    ),
+    "sigla._translate.x_translate__mutmut_32": (
+        'getattr(exc, "status_code", None) or 0',
+        "a missing status read as None or as 0 becomes 0 either way",
+    ),
+    "sigla._translate.x_translate__mutmut_38": (
+        'getattr(exc, "status_code", 1) or 0',
+        "a missing status read as 1 or as 0 is below 400 either way: the same branch",
+    ),
+    "sigla._translate.x_translate__mutmut_39": (
+        'getattr(exc, "status_code", 0) or 1',
+        "a missing or zero status read as 1 or as 0 is below 400 either way: the same branch",
+    ),
+    "sigla._translate.x_translate__mutmut_44": (
+        'getattr(exc, "body", None) or ""',
+        "a missing body read as None or as '' becomes '' either way",
+    ),
+    "sigla._translate.x_translate__mutmut_119": ('{"XXTransportErrorXX"', _ALSO_HTTP_ERROR),
+    "sigla._translate.x_translate__mutmut_120": ('{"transporterror"', _ALSO_HTTP_ERROR),
+    "sigla._translate.x_translate__mutmut_121": ('{"TRANSPORTERROR"', _ALSO_HTTP_ERROR),
+    "sigla._translate.x__field_path__mutmut_26": (
+        'path.lstrip("XX.XX")',
+        "a path never starts with 'X': steps with an upper-case first letter are left out",
     ),
 }
 

@@ -66,6 +66,18 @@ def test_aclose_stops_the_download(slow):
     assert asyncio.run(main())
 
 
+def test_aclose_closes_the_connection_before_it_returns(slow):
+    """Not on a later turn of the event loop, which the owner may block (or never run)."""
+
+    async def main() -> bool:
+        stream = _llm(slow).astream("hi")
+        assert await stream.__anext__() == "w0 "
+        await stream.aclose()
+        return _stopped_soon(slow)  # blocks the loop: nothing left pending can run
+
+    assert asyncio.run(main())
+
+
 def test_leaving_an_async_with_block_stops_the_download(slow):
     async def main() -> bool:
         async with _llm(slow).astream("hi") as stream:
