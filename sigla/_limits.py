@@ -252,6 +252,25 @@ class Limiter:
             if tokens:
                 self._settle(slot, tokens, 0)
 
+    def sent(self, slot: float, tokens: int = 0) -> float:
+        """The booking at ``slot`` went on the wire now: if that is later than booked (a
+        thread woken late), move it to now, so the windows count what the service saw."""
+        with self._lock:
+            now = self.clock()
+            if now <= slot:
+                return slot
+            for _, _, booked in self._windows:
+                i = bisect.bisect_left(booked, slot)
+                if i < len(booked) and booked[i] == slot:
+                    del booked[i]
+                    bisect.insort(booked, now)
+            if tokens:
+                i = bisect.bisect_left(self._tokens, [slot, float(tokens)])
+                if i < len(self._tokens) and self._tokens[i] == [slot, float(tokens)]:
+                    del self._tokens[i]
+                    bisect.insort(self._tokens, [now, float(tokens)])
+            return now
+
     def settle(self, slot: float, estimated: int, used: int) -> None:
         """Replace a booking's token estimate by what the answer's usage says it cost."""
         with self._lock:
@@ -386,6 +405,10 @@ class Admission:
             )
         return wait
 
+    def _booked(self) -> float:
+        assert self._slot is not None, "booked before sleeping for it"
+        return self._slot
+
     def _pause_notice(self, wait: float) -> None:
         logger.info(
             "waiting %s: the service asked every request of %s to wait",
@@ -419,6 +442,7 @@ class Admission:
             wait = self._book(patient=batch is not None)
             if wait > 0:
                 self._sleep(wait)
+                self._slot = limiter.sent(self._booked(), self._tokens)
         except BaseException:
             self._abort()
             raise
@@ -442,6 +466,7 @@ class Admission:
             wait = self._book(patient=batch is not None)
             if wait > 0:
                 await self._async_sleep(wait)
+                self._slot = limiter.sent(self._booked(), self._tokens)
         except BaseException:
             self._abort()
             raise

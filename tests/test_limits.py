@@ -657,3 +657,15 @@ def test_the_learned_concurrency_never_exceeds_a_minutes_requests():
     assert Limiter(RateLimits(requests_per_minute=1), lambda: 0.0).adaptive.value == 1
     both = Limiter(RateLimits(requests_per_minute=9, concurrent_requests=2), lambda: 0.0)
     assert both.adaptive.ceiling == 2
+
+
+def test_a_request_woken_late_is_counted_when_it_was_sent():
+    now = [0.0]
+    limiter = Limiter(RateLimits(requests_per_minute=1, tokens_per_minute=100), lambda: now[0])
+    slot, _ = limiter.book(max_wait=120, tokens=10)
+    now[0] = 5.0  # sent 5 s after its booked time
+    assert limiter.sent(slot, 10) == 5.0
+    assert limiter.book(max_wait=120, tokens=95)[1] == 61, "a minute after the real send"
+    early = Limiter(RateLimits(requests_per_minute=1), lambda: 0.0)
+    booked, _ = early.book(max_wait=120)
+    assert early.sent(booked) == booked == 0.0
