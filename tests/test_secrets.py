@@ -314,3 +314,27 @@ def test_debug_logs_of_every_library_never_show_a_url_credential(fake, make_llm,
     assert "HTTP Request: POST" in text and "127.0.0.1" in text, "the request lines were kept"
     for secret in SECRETS:
         assert secret not in text
+
+
+@pytest.mark.parametrize("fault", ["bad_credentials", "server_error"])
+def test_a_batch_error_and_its_items_hold_no_token(fake, make_llm, fault, mode, tmp_path):
+    from sigla.llm import BatchError
+
+    fake.fail(
+        fault, times=None, **({"message": f"echo {TOKEN}"} if fault == "server_error" else {})
+    )
+    llm = make_llm(max_retries=0, cache=tmp_path / "c.sqlite")
+    prompts = ["a", "b", "c"]
+    try:
+        if mode == "sync":
+            llm.map(prompts, concurrency=1, progress=False)
+        else:
+            asyncio.run(llm.amap(prompts, concurrency=1, progress=False))
+    except BatchError as error:
+        assert error.__cause__ is None and error.__context__ is None
+        assert_nothing_shows(error)
+        for _, item in error.errors:
+            assert_nothing_shows(item)
+    else:
+        raise AssertionError("the batch did not fail")
+    assert TOKEN.encode() not in (tmp_path / "c.sqlite").read_bytes()
