@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _constants as C
+from ._async_api import AsyncMethods
 from ._attempts import Attempts, check_total_timeout
 from ._batch import BatchMethods
 from ._catalog import ModelInfo, catalog_url, parse_catalog
@@ -39,7 +40,7 @@ from ._core import (
 from ._limits import RateLimits, limiter_for
 from ._retry import CallBudget
 from ._secret import Secret
-from ._streams import AsyncTextStream, Outcome, TextStream, aclose_quietly
+from ._streams import AsyncTextStream, Outcome, TextStream
 from ._translate import error_from_status, translating
 from ._usage import UsageTotals
 
@@ -113,7 +114,7 @@ async def _asyncio_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-class GitHubLLM(BatchMethods):
+class GitHubLLM(BatchMethods, AsyncMethods):
     """A chat model: ``chat()`` returns text, ``stream()`` yields it as it arrives.
 
     Example::
@@ -439,132 +440,3 @@ class GitHubLLM(BatchMethods):
                 return response.json()
 
         return parse_catalog(self._attempts.run(once, "models"))
-
-    # -- async twins: the same steps, awaiting I/O
-
-    async def acomplete(
-        self,
-        prompt: str | None = None,
-        *,
-        system: str | None = None,
-        messages: Messages | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: StopArg = None,
-        seed: int | None = None,
-    ) -> Completion:
-        """Async twin of :meth:`complete`."""
-        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
-        key, hit = self._cached(call)
-        if hit is not None:
-            return hit
-        backend = self._sdk()
-
-        attempts = self._attempts
-
-        async def once(budget: CallBudget) -> Completion:
-            async with attempts.admitted(call) as gate:
-                with translating(self.settings):
-                    completion = completion_from_sdk(
-                        await backend.acomplete(attempts.cut(call, budget), gate)
-                    )
-            attempts.succeeded(gate, completion.usage)
-            return completion
-
-        return self._keep(key, await attempts.arun(once, "chat"))
-
-    async def achat(
-        self,
-        prompt: str | None = None,
-        *,
-        system: str | None = None,
-        messages: Messages | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: StopArg = None,
-        seed: int | None = None,
-    ) -> str:
-        """Async twin of :meth:`chat`."""
-        completion = await self.acomplete(
-            prompt,
-            system=system,
-            messages=messages,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            top_p=top_p,
-            stop=stop,
-            seed=seed,
-        )
-        return check_filtered(completion).text
-
-    def astream(
-        self,
-        prompt: str | None = None,
-        *,
-        system: str | None = None,
-        messages: Messages | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: StopArg = None,
-        seed: int | None = None,
-    ) -> AsyncTextStream:
-        """Async twin of :meth:`stream`: ``async for piece in llm.astream(...)``."""
-        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
-        return AsyncTextStream(lambda stream: self._astream(call, stream))
-
-    async def _astream(self, call: dict[str, Any], sink: Outcome) -> AsyncIterator[str]:
-        key, hit = self._cached(call)
-        if hit is not None:
-            sink.completion = check_filtered(hit)
-            if hit.text:
-                yield hit.text
-            return
-        backend = self._sdk()
-        attempts = self._attempts
-        budget = attempts.budget()
-        attempt = 0
-        while True:
-            assembler = StreamAssembler()
-            try:
-                async with attempts.admitted(call) as gate:
-                    with translating(self.settings, streaming=True):
-                        events = backend.astream_events(
-                            attempts.cut(call, budget), budget.deadline(), gate
-                        )
-                        try:
-                            try:
-                                async for event in events:
-                                    data = parse_sse_event(event)
-                                    if data is SSE_DONE:
-                                        break
-                                    piece = assembler.feed(data)
-                                    del data
-                                    if piece:
-                                        yield piece
-                            except Exception:
-                                if assembler.finish_reason is None:
-                                    raise
-                                # Complete already: the server closed without its [DONE].
-                            completion = self._keep(key, assembler.finish())
-                            attempts.succeeded(gate, completion.usage)
-                            sink.completion = check_filtered(completion)
-                        except GeneratorExit:
-                            # Closed by the event loop (asyncio.run's shutdown_asyncgens, or
-                            # a dropped stream's finaliser): the loop closes `events` as
-                            # well, and closing it here too would race with that.
-                            if sink.closed_by_owner:
-                                await aclose_quietly(events)
-                            raise
-                        except BaseException:
-                            await aclose_quietly(events)
-                            raise
-                        else:
-                            await aclose_quietly(events)
-                return
-            except LLMError as caught:
-                error = caught
-            await attempts.async_sleep(attempts.next(error, attempt, "stream", assembler, budget))
-            attempt += 1
