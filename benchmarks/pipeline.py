@@ -9,7 +9,9 @@ SDK import and the client's build are not timed), then the double's log is reset
 
 1. known cap: the double allows ``concurrency=2`` at ``latency=0.2`` s and the client is told
    (``RateLimits(concurrent_requests=2)``). Throughput = ideal / wall time, ideal = N / 2 x
-   0.2 s. Targets: >= 0.95, zero 429s, the double's ``max_in_flight`` <= 2.
+   0.2 s. Targets: >= 0.95, zero 429s, the double's ``max_in_flight`` <= 2. Measured twice:
+   the double in this process (its log gives 429s and the in-flight maximum; its threads
+   compete with the client's for the GIL) and in a child process, as a real service is.
 2. unknown cap: the same double, the client not told (adaptive concurrency, AIMD). Targets:
    >= 0.85, at most 10 % of the requests sent answered 429, all N answers.
 3. per-minute limit: the double's ``rpm=20`` and the client's ``RateLimits(requests_per_minute=
@@ -142,6 +144,35 @@ def one_run(
         results = batch(llm, prompts, how, threads)
         wall = time.perf_counter() - started
         return Run(label, results, started, wall, fake)
+
+
+def in_child_process(prompts: list[str], told: bool) -> tuple[float, int, int]:
+    """Part 1 or 2 with the double in a child process, as a real service is: the client
+    then has the GIL to itself. Wall time, answers, and 429s the client met (its retries;
+    the child's log is out of reach)."""
+    import subprocess
+    import sys
+
+    from sigla.llm import GitHubLLM, RateLimits
+
+    command = [sys.executable, "-m", "sigla.testing", "--port", "0"]
+    command += ["--latency", str(LATENCY), "--concurrency", str(CAP)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        url = child.stdout.readline().split()[-1]
+        limits = {"limits": RateLimits(concurrent_requests=CAP)} if told else {}
+        llm = GitHubLLM(endpoint=url, token="bench", **limits)
+        llm.chat("warm-up")
+        before = llm.usage.snapshot()
+        started = time.perf_counter()
+        results = llm.map(prompts, progress=False, return_exceptions=True)
+        wall = time.perf_counter() - started
+        answers = sum(isinstance(r, str) for r in results)
+        return wall, answers, (llm.usage.snapshot() - before).retries
+    finally:
+        child.terminate()
+        child.wait(5)
 
 
 def verdict(name: str, value: float, at_least: float, ok: bool, note: str) -> str:
@@ -286,6 +317,7 @@ def main() -> None:
     print(f"pipeline: sigla from {sigla_origin()}, {n} prompts per concurrency run")
 
     verdicts = []
+    prompts = [f"prompt {i}" for i in range(n)]
     for told, name, target in ((True, "map_known_cap", 0.95), (False, "map_adaptive", 0.85)):
         print(
             f"1. cap known: double concurrency={CAP}, latency={LATENCY} s, client told"
@@ -305,6 +337,13 @@ def main() -> None:
             ok, note = mapped.refused <= 0.1 * mapped.sent, ", <=10% 429"
         ok, note = ok and mapped.lost == 0, note + ", none lost"
         verdicts.append(verdict(name, ideal / mapped.wall, target, ok, note))
+        wall, answers, retried = in_child_process(prompts, told)
+        print(
+            f"  llm.map, double in a child process: throughput {ideal / wall:5.3f} of the "
+            f"limit   {retried} retries   {answers} of {n} answers"
+        )
+        child_ok = answers == n and retried <= (0 if told else 0.1 * n)
+        verdicts.append(verdict(name + "_child", ideal / wall, target, child_ok, ""))
 
     m, pool, ideal, count = per_minute(windows)
     print(
