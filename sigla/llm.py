@@ -152,7 +152,10 @@ class GitHubLLM(BatchMethods, AsyncMethods):
         async_sleep: Callable[[float], Awaitable[object]] = _asyncio_sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "token")}
         token = as_secret(token)  # no frame of sigla holds the credential in clear
+        self._given: dict[str, Any] = arguments  # for pickling: what the caller chose
+        self._token_given = token
         if temp is not None and temperature is not None and temp != temperature:
             raise InvalidRequestError("Pass temp= or temperature=, not both.")
         if limits is not None and not isinstance(limits, RateLimits):
@@ -221,6 +224,26 @@ class GitHubLLM(BatchMethods, AsyncMethods):
     def endpoint(self) -> str:
         """The base URL calls go to, normalised (no trailing route, ``/v1`` or query)."""
         return self.settings.endpoint
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle to settings; clients, pools, locks and sockets are rebuilt on first use.
+
+        Settings resolved here from the environment travel as values (the worker uses the
+        same model, endpoint, timeouts), except credentials: the token travels only when it
+        was passed as ``token=``; one from the environment or ``gh auth token`` is resolved
+        again in the new process, the same way, as is an endpoint from the environment
+        whose URL holds a credential.
+        """
+        s, args = self.settings, dict(self._given)
+        for name in ("provider", "model", "org", "timeout", "api_version", "max_retries"):
+            if args.get(name) is None:
+                args[name] = getattr(s, name)
+        for name in ("max_retry_wait", "max_response_bytes"):
+            if args.get(name) is None:
+                args[name] = getattr(s, name)
+        if args.get("endpoint") is None and not s.query and s.userinfo is None:
+            args["endpoint"] = s.endpoint
+        return (_rebuild, (args, self._token_given))
 
     @property
     def usage(self) -> UsageTotals:
@@ -440,3 +463,8 @@ class GitHubLLM(BatchMethods, AsyncMethods):
                 return response.json()
 
         return parse_catalog(self._attempts.run(once, "models"))
+
+
+def _rebuild(args: dict[str, Any], token: Secret | None) -> GitHubLLM:
+    """Unpickle a :class:`GitHubLLM` (see :meth:`GitHubLLM.__reduce__`)."""
+    return GitHubLLM(token=token, **args)
