@@ -269,7 +269,7 @@ def test_ctrl_c_stops_a_batch_promptly_and_closes_its_connections(fake, tmp_path
         child.kill()
     assert code != 0 and "KeyboardInterrupt" in err
     assert "interrupted" in out and "workers left: 0" in out
-    assert took < 1.5, f"took {took:.2f} s to stop"
+    assert took < 1.0, f"took {took:.2f} s to stop (~0.25 s measured, process exit included)"
     assert len(fake.requests) == 2, "nothing was sent after Ctrl-C"
 
 
