@@ -12,10 +12,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from ._admission import Admission
 from ._cancel import check_cancelled
 from ._config import Settings
 from ._core import StreamAssembler, Usage
-from ._limits import Admission, Limiter, estimate_tokens
+from ._limits import Limiter, estimate_tokens
 from ._retry import CallBudget, describe_wait, next_delay
 from ._streams import broken_stream
 from ._text import shown

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import _constants as C
 from ._async_api import AsyncMethods
 from ._attempts import Attempts, check_total_timeout
-from ._batch import BatchMethods
+from ._batch_api import BatchMethods
 from ._catalog import ModelInfo, catalog_url, parse_catalog
 from ._config import Settings, as_secret, resolve_settings
 from ._core import (

@@ -9,9 +9,9 @@ import threading
 import pytest
 from conftest import TOKEN, run_chat, run_stream
 
+from sigla._admission import Admission
 from sigla._limits import (
     GITHUB_TIERS,
-    Admission,
     Limiter,
     default_limits,
     estimate_tokens,
