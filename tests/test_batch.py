@@ -421,3 +421,11 @@ def test_a_per_minute_limit_alone_paces_a_batch_that_never_fails_on_it(clock, ma
         answers = run_map(llm, mode, [f"q{i}" for i in range(12)])
     assert answers == [f"Echo: q{i}" for i in range(12)]
     assert llm._attempts.limiter.adaptive.ceiling == 2
+
+
+def test_the_bar_says_what_the_batch_waits_for(clock, make_llm, fake, capsys):
+    llm = make_llm(clock=clock, limits=RateLimits(requests_per_minute=1))
+    llm.map(["a", "b"], progress=True, concurrency=1)
+    err = capsys.readouterr().err
+    assert "waiting 1 min 1 s: 1/min" in err or "waiting 61 s: 1/min" in err, err[-300:]
+    assert "2/2" in err
