@@ -1,5 +1,6 @@
 """Packaging for sigla. Extras: llm (the model client), server, tokens (exact token counts for
-Mistral models, used by sigla.capsules), dev (tests and lint)."""
+Mistral models, used by sigla.capsules), redis (a response cache shared through Redis), dev
+(tests and lint)."""
 
 from pathlib import Path
 
@@ -12,8 +13,10 @@ SERVER = ["fastapi>=0.110", "uvicorn>=0.29"]
 # mistral-common ships its tokenizer files: counting needs no download (about 37 MB installed,
 # with numpy, pydantic and tiktoken; loading the tokenizer takes 2-3 s, once per process).
 TOKENS = ["mistral-common>=1.5"]
+REDIS = ["redis>=5"]  # redis-py: cache="redis://host:6379/1" (tests also need redis-server)
 DEV = [
     *LLM,
+    *REDIS,
     "pytest>=8",
     "pytest-asyncio>=0.23",
     "pytest-timeout>=2.3",
@@ -37,6 +40,7 @@ setup(
         "llm": LLM,
         "server": LLM + SERVER,
         "tokens": TOKENS,
+        "redis": REDIS,
         "dev": DEV,
     },
     entry_points={"console_scripts": ["sigla=sigla.cli:main"]},

@@ -8,10 +8,16 @@ from the cache and sends nothing. Three pieces, each replaceable on its own:
   transport (:data:`KEY_EXCLUDED`). Keys are opaque hex: no credential can show in them.
 - :func:`open_cache`: the ``cache=`` setting resolved (argument, else ``SIGLA_CACHE_URL``,
   else off) and opened. Text becomes a store in one function, :func:`parse_cache_url`,
-  through the table :data:`SCHEMES`; a later backend (``redis://``) joins that table and
-  implements :class:`ResponseCache`.
+  through the table :data:`SCHEMES`; each backend joins that table and implements
+  :class:`ResponseCache`.
 - :class:`~sigla._cache_sqlite.SQLiteCache`: one SQLite file in WAL mode, shared by
-  threads and processes.
+  threads and processes on one machine.
+- :class:`~sigla._cache_redis.RedisCache` (``redis://``, ``rediss://``): one Redis
+  database shared by machines; needs the ``redis`` package (the ``redis`` extra).
+
+A store that cannot serve, at opening or mid-run, raises
+:class:`~sigla.errors.ConfigurationError` naming it (a URL's password masked): the call
+never goes to the model without the cache it was told to use.
 
 Only answers that finished (``finish_reason`` ``stop`` or ``length``) are stored, with their
 usage; a filtered, refused or interrupted answer is asked again next time.
@@ -49,6 +55,7 @@ __all__ = [
     "ResponseCache",
     "cache_key",
     "default_cache_path",
+    "masked_url",
     "open_cache",
     "open_target",
     "parse_cache_url",
@@ -80,7 +87,7 @@ SCHEMA_VERSION = 1  # PRAGMA user_version of a sigla cache file; later versions 
 _ALLOWED = (
     "True (responses.sqlite in the user's cache directory), a file path, "
     "sqlite:///relative/path.sqlite, sqlite:////absolute/path.sqlite, "
-    "or False/None for no cache"
+    "redis://[:password@]host:port/db (rediss:// for TLS), or False/None for no cache"
 )
 
 
@@ -185,7 +192,7 @@ _Cache = TypeVar("_Cache", bound="ResponseCache")
 class CacheInfo:
     """What a cache holds: where, how many answers, how large, stored from when to when."""
 
-    location: str  # the file's absolute path (a later backend: its URL, without password)
+    location: str  # the file's absolute path, or the store's URL with its password masked
     entries: int
     size_bytes: int  # on disk, the database and its write-ahead log
     oldest: datetime | None  # UTC; None when empty
@@ -263,8 +270,13 @@ class CacheTarget(NamedTuple):
     """A resolved cache setting: which backend, where, and which setting said so."""
 
     scheme: str  # a key of SCHEMES
-    location: str  # sqlite: an absolute file path
+    location: str  # sqlite: an absolute file path; redis: the URL, password included
     source: str  # "cache=", "SIGLA_CACHE_URL", "--cache"...: for messages
+
+    @property
+    def shown(self) -> str:
+        """The location as messages and the CLI show it: a URL's password masked."""
+        return masked_url(self.location)
 
 
 class _Scheme(NamedTuple):
@@ -311,9 +323,37 @@ def _open_sqlite(target: CacheTarget) -> ResponseCache:
     return SQLiteCache(target.location)
 
 
-# A later backend joins here: its scheme, its URL parser, its opener (importing its client).
+def _redis_location(url: str, source: str) -> str:
+    """``redis://[[user]:password@]host[:port][/db]`` as given, once checked (rediss: TLS)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (ValueError when not a number from 0 to 65535)
+        db = parts.path[1:]
+        good = bool(parts.hostname) and (db == "" or (db.isascii() and db.isdigit()))
+    except ValueError:
+        good = False
+    if not good:
+        raise ConfigurationError(
+            f"The cache URL {shown(masked_url(url))} (from {source}) is not a Redis URL with "
+            "a host, a port and a database number (e.g. redis://localhost:6379/0, "
+            "or redis://:PASSWORD@cache.internal:6379/1)."
+        )
+    return url
+
+
+def _open_redis(target: CacheTarget) -> ResponseCache:
+    from ._cache_redis import RedisCache  # imports redis: only when such a cache is used
+
+    return RedisCache(target.location)
+
+
+# Each backend joins here: its scheme, its URL parser, its opener (importing its client).
 SCHEMES: dict[str, _Scheme] = {
     "sqlite": _Scheme(_sqlite_location, _open_sqlite),
+    "redis": _Scheme(_redis_location, _open_redis),
+    "rediss": _Scheme(_redis_location, _open_redis),
 }
 
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -343,15 +383,30 @@ def parse_cache_url(text: str, source: str) -> CacheTarget:
     if scheme is None:
         known = ", ".join(f"{known}://" for known in sorted(SCHEMES))
         raise ConfigurationError(
-            f"The cache URL {shown(_masked(stripped))} (from {source}) has the unknown "
+            f"The cache URL {shown(masked_url(stripped))} (from {source}) has the unknown "
             f"scheme {name!r}: the known schemes are {known}; or give a plain file path."
         )
     return CacheTarget(name, scheme.parse(stripped, source), source)
 
 
-def _masked(url: str) -> str:
-    """A URL without its password (a later ``redis://:secret@host`` must not be shown)."""
-    return re.sub(r"(://)[^/@]*@", r"\1***@", url)
+_USERINFO = re.compile(r"(?P<scheme>://)(?P<user>[^/@:?#]*)(?P<password>:[^/@]*)?@")
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:password|pass|pwd|token)=)[^&#]*")
+
+
+def masked_url(url: str) -> str:
+    """A URL as it may be shown: its password (and a ``?password=``) as ``***``.
+
+    ``redis://:s3cret@h:6379/1`` → ``redis://:***@h:6379/1``; ``redis://u:s3cret@h`` →
+    ``redis://u:***@h``; a lone ``redis://s3cret@h`` (a user, or a password written
+    without its colon) → ``redis://***@h``. A path without ``://`` comes back as is.
+    """
+
+    def userinfo(match: re.Match[str]) -> str:
+        if match.group("password") is None:
+            return f"{match.group('scheme')}***@" if match.group("user") else match.group(0)
+        return f"{match.group('scheme')}{match.group('user')}:***@"
+
+    return _QUERY_SECRET.sub(r"\1***", _USERINFO.sub(userinfo, url, count=1))
 
 
 def default_cache_path() -> str:
@@ -399,9 +454,9 @@ def open_target(target: CacheTarget) -> ResponseCache:
     """Open the store a :class:`CacheTarget` names (creating the file and its folders)."""
     try:
         return SCHEMES[target.scheme].open(target)
-    except ConfigurationError as exc:
+    except ConfigurationError as exc:  # the same class (MissingDependencyError stays one)
         said = exc.message.rstrip(".")
-        raise ConfigurationError(f"{said} (the cache is set by {target.source}).") from None
+        raise type(exc)(f"{said} (the cache is set by {target.source}).") from None
 
 
 def open_cache(

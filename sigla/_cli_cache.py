@@ -20,20 +20,20 @@ if TYPE_CHECKING:
 
     from ._cache import CacheTarget
 
-__all__ = ["add_cache_commands", "cache_clear", "cache_info"]
+__all__ = ["add_cache_commands", "cache_clear", "cache_info", "doctor_rows"]
 
 Command = Callable[..., Any]
 
 _CACHE_HELP = (
-    "The cache: a file path or sqlite:///PATH (sqlite:////ABSOLUTE/PATH) "
-    "(default: SIGLA_CACHE_URL)."
+    "The cache: a file path, sqlite:///PATH (sqlite:////ABSOLUTE/PATH) or "
+    "redis://[:PASSWORD@]HOST:PORT/DB (default: SIGLA_CACHE_URL)."
 )
 
 
 def _ways_to_configure(default: str) -> list[str]:
     return [
         "No response cache is configured. Name one with:",
-        "  --cache PATH            for this command (a path, or sqlite:///PATH)",
+        "  --cache PATH|URL        for this command (sqlite:///PATH, redis://HOST:PORT/DB)",
         "  SIGLA_CACHE_URL=PATH    for every sigla program run with it",
         "  GitHubLLM(cache=True)   in code: the default file below",
         f"default file  {default}",
@@ -55,7 +55,7 @@ def _report(target: CacheTarget) -> list[str]:
     """What a cache holds, one row each; a file that does not exist is not created."""
     from ._cache import open_target
 
-    rows = [f"cache         {target.location}   (from {target.source})"]
+    rows = [f"cache         {target.shown}   (from {target.source})"]
     if target.scheme == "sqlite" and not os.path.exists(target.location):
         return [*rows, "entries       0 (no file there yet)"]
     with open_target(target) as cache:
@@ -84,6 +84,29 @@ def cache_info(setting: str | None) -> None:
     click.echo("\n".join(lines))
 
 
+def doctor_rows(setting: str | None) -> tuple[list[str], bool]:
+    """``sigla doctor``'s cache lines (the setting, where it came from, whether the store
+    opens and answers a lookup) and whether they found it working. Off is fine."""
+    from ._cache import open_target, resolve_cache
+    from .errors import ConfigurationError
+
+    try:
+        target = resolve_cache(setting, argument="--cache")
+    except ConfigurationError as error:
+        return [f"cache         FAILED: {error}"], False
+    if target is None:
+        return ["cache         none (set SIGLA_CACHE_URL, or pass --cache, to keep answers)"], True
+    rows = [f"cache         {target.shown}   (from {target.source})"]
+    if target.scheme == "sqlite" and not os.path.exists(target.location):
+        return [*rows, "cache check   OK: no file there yet (the first answer creates it)"], True
+    try:
+        with open_target(target) as cache:
+            cache.get("0" * 64)  # a lookup proves the credentials may read, not only connect
+    except ConfigurationError as error:
+        return [*rows, f"cache check   FAILED: {error}"], False
+    return [*rows, "cache check   OK: it opens and answers a lookup"], True
+
+
 def _stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
@@ -98,7 +121,7 @@ def cache_clear(setting: str | None, yes: bool) -> None:
             "No response cache is configured: name it with --cache PATH or SIGLA_CACHE_URL "
             f"(cache=True's file is {default_cache_path()})."
         )
-    if not os.path.exists(target.location):
+    if target.scheme == "sqlite" and not os.path.exists(target.location):
         click.echo(f"No cache file at {target.location}: nothing to clear.")
         return
     with open_target(target) as cache:
@@ -106,15 +129,15 @@ def cache_clear(setting: str | None, yes: bool) -> None:
         if not yes:
             if not _stdin_is_terminal():
                 raise click.UsageError(
-                    f"Clearing removes {entries} entries from {target.location}: pass --yes "
+                    f"Clearing removes {entries} entries from {target.shown}: pass --yes "
                     "to clear without being asked (stdin is not a terminal)."
                 )
-            question = f"Remove all {entries} entries from {target.location}?"
+            question = f"Remove all {entries} entries from {target.shown}?"
             if not click.confirm(question, default=False):
                 click.echo("Nothing removed.")
                 return
         removed = cache.clear()
-    click.echo(f"Removed {removed} entries from {target.location}.")
+    click.echo(f"Removed {removed} entries from {target.shown}.")
 
 
 def add_cache_commands(group: click.Group, command: Callable[[Command], Command]) -> None:

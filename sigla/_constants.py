@@ -41,6 +41,10 @@ GH_CLI_TIMEOUT = 5.0  # seconds given to `gh auth token`
 # take microseconds; 30 s of waiting means a process holds the file, not a busy batch.
 CACHE_FILE_NAME = "responses.sqlite"
 CACHE_BUSY_TIMEOUT = 30.0
+# A shared Redis cache: how long to wait for a connection, and for each command's reply. A
+# hit takes well under a millisecond on a LAN; 5 s without a reply means the store is gone,
+# and the call fails naming it rather than hanging a batch.
+CACHE_REDIS_TIMEOUT = 5.0
 
 # Bounds of settings and options. Servers written in typed languages read numbers into
 # fixed-size ints (llama.cpp reads max_tokens into an int32; OpenAI-style schemas declare the

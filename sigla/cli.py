@@ -30,7 +30,7 @@ import click
 from . import __version__
 from . import _constants as C
 from ._cli_batch import add_batch_commands, add_summarize_command
-from ._cli_cache import add_cache_commands
+from ._cli_cache import _CACHE_HELP, add_cache_commands
 from ._config import PROVIDERS, on_github_models, successor_switches
 from ._notices import Verbosity, stderr_is_terminal
 from ._notices import notices as _notices
@@ -426,12 +426,21 @@ def _retirement_rows() -> list[str]:
 @click.option("-p", "--provider", help=_PROVIDER_HELP)
 @click.option("-m", "--model", help=_MODEL_HELP)
 @click.option("-e", "--endpoint", help=_ENDPOINT_HELP)
+@click.option("--cache", "cache", metavar="URL", help=_CACHE_HELP)
 @click.option("--no-request", is_flag=True, help="Only show the configuration.")
 @_command
-def doctor(provider: str | None, model: str | None, endpoint: str | None, no_request: bool) -> None:
-    """Show the resolved configuration and where each value came from, then try one request."""
+def doctor(
+    provider: str | None,
+    model: str | None,
+    endpoint: str | None,
+    cache: str | None,
+    no_request: bool,
+) -> None:
+    """Show the resolved configuration and where each value came from, check that the
+    response cache opens, then try one request."""
     import time
 
+    from ._cli_cache import doctor_rows
     from ._config import resolve_settings
     from ._sdk import sdk_version
     from .llm import GitHubLLM
@@ -466,8 +475,13 @@ def doctor(provider: str | None, model: str | None, endpoint: str | None, no_req
     if on_github_models(settings.provider, settings.endpoint):
         for line in _retirement_rows():
             click.echo(line)
+    cache_lines, cache_ok = doctor_rows(cache)  # opening it is no request: always checked
+    for line in cache_lines:
+        click.echo(_in_cli_words(line))
     if not found and spec.credential_required:
         click.echo(f"check         FAILED: {_missing_credential(settings, retirement=False)}")
+        sys.exit(EXIT_USAGE)
+    if not cache_ok:
         sys.exit(EXIT_USAGE)
     if no_request:
         return
@@ -479,6 +493,7 @@ def doctor(provider: str | None, model: str | None, endpoint: str | None, no_req
             token=settings.token,
             max_retries=1,
             max_retry_wait=5,
+            cache=False,  # the check asks the model itself: a cached "OK" would prove nothing
         )
         started = time.perf_counter()
         result = llm.complete("Reply with OK.", max_tokens=5)

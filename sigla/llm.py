@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -204,7 +205,7 @@ class GitHubLLM(BatchMethods, AsyncMethods):
         self._backend: Any = None
         self.cache: ResponseCache | None = None
         if cache is not False and (cache is not None or os.environ.get("SIGLA_CACHE_URL")):
-            from ._cache import open_cache  # sqlite3 only when a cache is asked for
+            from ._cache import open_cache  # sqlite3 or redis only when a cache is asked for
 
             self.cache = open_cache(cache)
 
@@ -313,9 +314,21 @@ class GitHubLLM(BatchMethods, AsyncMethods):
         return key, hit
 
     def _keep(self, key: str | None, completion: Completion) -> Completion:
-        """Store a finished answer (stop or length) under ``key``; return it."""
+        """Store a finished answer (stop or length) under ``key``; return it.
+
+        The answer is received (and paid for) by now: a store that fails here (a Redis
+        gone mid-run, a full disk) warns and the answer still reaches the caller, so a
+        batch keeps it. The next lookup meets the same store and raises its error.
+        """
         if key is not None and self.cache is not None:
-            self.cache.put(key, completion)
+            try:
+                self.cache.put(key, completion)
+            except ConfigurationError as error:
+                warnings.warn(
+                    f"An answer was received but not stored in the cache: {error.message}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
         return completion
 
     # -- sync

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from redis_server import RedisServer
 
 from sigla.llm import GitHubLLM, LLMError
 from sigla.testing import FakeGitHubModels
@@ -116,3 +117,49 @@ def run_stream(
         return None
 
     return pieces, asyncio.run(consume())
+
+
+# ---------------------------------------------------------------- a real redis-server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the session (fails, never skips, when it is not installed)."""
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's redis-server, emptied: ``redis://127.0.0.1:PORT/0``."""
+    import redis
+
+    if not redis_server.running:  # a test stopped it
+        redis_server.start()
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def start_redis() -> Iterator[Any]:
+    """Start a redis-server of the test's own (``start_redis(password="...")``), which the
+    test may stop; every one is stopped after the test."""
+    started: list[RedisServer] = []
+
+    def start(password: str | None = None) -> RedisServer:
+        started.append(RedisServer(password).start())
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def cache_setting(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """Where a cache lives, once per backend: a new SQLite file, or an empty Redis."""
+    if request.param == "sqlite":
+        return str(tmp_path / "answers.sqlite")
+    return str(request.getfixturevalue("redis_url"))

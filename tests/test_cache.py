@@ -1,5 +1,11 @@
 """The response cache: its key, what it stores, where it lives, and how it holds up under
-threads, processes and a hard kill; `sigla cache info/clear` at the end."""
+threads, processes and a hard kill; `sigla cache info/clear` at the end.
+
+The tests of what a cache does (the ``cache`` and ``cache_setting`` fixtures) run once per
+backend: an SQLite file, and a real redis-server (tests/redis_server.py). What only one
+backend has (a file's schema, a Redis password) is tested in its own place, Redis's in
+tests/test_cache_redis.py.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ from sigla._cache import (
     open_cache,
     resolve_cache,
 )
+from sigla._cache_redis import PREFIX, RedisCache
 from sigla._cache_sqlite import SQLiteCache
 from sigla._config import resolve_settings
 from sigla._core import Completion, Usage
@@ -71,9 +78,26 @@ def key_of(settings=None, **options):
 
 
 @pytest.fixture
-def cache(tmp_path):
-    with open_cache(tmp_path / "answers.sqlite") as opened:
+def cache(cache_setting):
+    """An empty cache, once per backend."""
+    with open_cache(cache_setting) as opened:
         yield opened
+
+
+def write_raw(setting: str, key: str, value: str) -> None:
+    """Put ``value`` as the stored text of ``key``, behind the cache's back."""
+    if setting.startswith("redis://"):
+        import redis
+
+        with redis.Redis.from_url(setting) as client:
+            client.hset(PREFIX + key, "v", value)
+        return
+    with sqlite3.connect(setting) as db:
+        db.execute("UPDATE responses SET value = ? WHERE key = ?", (value, key))
+
+
+def backend_class(setting: str) -> type:
+    return RedisCache if setting.startswith("redis://") else SQLiteCache
 
 
 def process_env(**extra):
@@ -216,25 +240,23 @@ def test_a_later_answer_replaces_an_earlier_one(cache):
     assert cache.info().entries == 1
 
 
-def test_a_damaged_entry_is_a_miss(tmp_path):
-    path = tmp_path / "answers.sqlite"
-    with open_cache(path) as cache:
+def test_a_damaged_entry_is_a_miss(cache_setting):
+    with open_cache(cache_setting) as cache:
         cache.put("k", ANSWER)
         cache.put("j", ANSWER)
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE responses SET value = '{\"text\": 3}' WHERE key = 'k'")
-        db.execute("UPDATE responses SET value = 'not json' WHERE key = 'j'")
-    with open_cache(path) as cache:
+    write_raw(cache_setting, "k", '{"text": 3}')
+    write_raw(cache_setting, "j", "not json")
+    with open_cache(cache_setting) as cache:
         assert cache.get("k") is None
         assert cache.get("j") is None
 
 
-def test_info_tells_where_how_many_how_large_and_how_old(tmp_path):
+def test_info_tells_where_how_many_how_large_and_how_old(cache_setting):
     now = [1_700_000_000.0]
-    cache = SQLiteCache(tmp_path / "answers.sqlite", clock=lambda: now[0])
+    cache = backend_class(cache_setting)(cache_setting, clock=lambda: now[0])
     empty = cache.info()
     assert (empty.entries, empty.oldest, empty.newest) == (0, None, None)
-    assert empty.location == str(tmp_path / "answers.sqlite")
+    assert empty.location == cache_setting
     cache.put("a", ANSWER)
     now[0] += 3600
     cache.put("b", ANSWER)
@@ -269,8 +291,8 @@ def test_the_file_is_a_versioned_wal_database(tmp_path):
     db.close()
 
 
-def test_a_closed_cache_refuses_use_and_closing_twice_is_fine(tmp_path):
-    cache = open_cache(tmp_path / "answers.sqlite")
+def test_a_closed_cache_refuses_use_and_closing_twice_is_fine(cache_setting):
+    cache = open_cache(cache_setting)
     with cache:
         cache.put("k", ANSWER)
     cache.close()
@@ -278,10 +300,9 @@ def test_a_closed_cache_refuses_use_and_closing_twice_is_fine(tmp_path):
         cache.get("k")
 
 
-def test_repr_shows_the_path_and_pickling_reopens_it(tmp_path):
-    path = tmp_path / "answers.sqlite"
-    with open_cache(path) as cache:
-        assert repr(cache) == f"SQLiteCache({str(path)!r})"
+def test_repr_shows_the_place_and_pickling_reopens_it(cache_setting):
+    with open_cache(cache_setting) as cache:
+        assert repr(cache) == f"{backend_class(cache_setting).__name__}({cache_setting!r})"
         cache.put("k", ANSWER)
         with pickle.loads(pickle.dumps(cache)) as copy:
             assert copy.get("k") == ANSWER
@@ -398,7 +419,10 @@ def test_paths_and_sqlite_urls(tmp_path, monkeypatch):
         (Path(""), "is a directory"),  # Path("") is "."
         ("", "empty"),
         ("   ", "empty"),
-        ("redis://localhost:6379/1", "sqlite://"),
+        ("memcached://localhost:11211", "redis://, rediss://, sqlite://"),
+        ("redis://localhost:6379/one", "database number"),
+        ("redis://:6379/0", "a host"),
+        ("redis://localhost:port/0", "a port"),
         ("file:///tmp/x.sqlite", "unknown scheme 'file'"),
         ("sqlite://host/x.sqlite", "three slashes"),
         ("sqlite:///", "names no file"),
@@ -422,17 +446,25 @@ def test_a_bad_variable_is_named(tmp_path):
         open_cache(None, environ={"SIGLA_CACHE_URL": "memcached://x"})
 
 
-def test_an_unknown_scheme_does_not_show_a_password():
+@pytest.mark.parametrize(
+    "url",
+    [
+        "memcached://:hunter2password@cache.example:11211",  # an unknown scheme
+        "redis://:hunter2password@cache.example:6379/x",  # a Redis URL that cannot be
+        "redis://user:hunter2password@cache.example:port/1",
+    ],
+)
+def test_a_url_that_cannot_be_used_does_not_show_its_password(url):
     with pytest.raises(ConfigurationError) as caught:
-        open_cache("redis://:hunter2password@cache.example:6379/1")
+        open_cache(url)
     assert "hunter2password" not in str(caught.value)
-    assert "redis" in str(caught.value)
+    assert "cache.example" in str(caught.value)
 
 
-def test_importing_the_cache_imports_neither_sqlite_nor_platformdirs():
+def test_importing_the_cache_imports_neither_sqlite_nor_redis_nor_platformdirs():
     code = (
         "import sys, sigla._cache, sigla.cli; "
-        "print(sorted(m for m in ('sqlite3', 'platformdirs') if m in sys.modules))"
+        "print(sorted(m for m in ('sqlite3', 'redis', 'platformdirs') if m in sys.modules))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=process_env()
@@ -476,7 +508,7 @@ from sigla._core import Completion, Usage
 path, go, me, workers, n = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
 while not os.path.exists(go):
     time.sleep(0.001)
-cache = open_cache(path)  # all at once, on a file that does not exist yet
+cache = open_cache(path)  # all at once (SQLite: on a file that does not exist yet)
 for i in range(n):
     own = f"w{me}-{i}"
     assert cache.put(own, Completion(own, "stop", Usage(1, 2, 3), "m", own))
@@ -490,8 +522,8 @@ print("done")
 """
 
 
-def test_processes_write_and_read_one_file_at_once(tmp_path):
-    path, go = tmp_path / "shared.sqlite", tmp_path / "go"
+def test_processes_write_and_read_one_cache_at_once(tmp_path, cache_setting):
+    path, go = cache_setting, tmp_path / "go"
     workers, n = 4, 120
     processes = [
         subprocess.Popen(
@@ -691,10 +723,10 @@ def test_cli_clear_of_a_missing_file_creates_nothing(tmp_path):
 
 @pytest.mark.parametrize("command", ["info", "clear"])
 def test_cli_bad_settings_end_as_one_line_naming_the_option(tmp_path, command):
-    result = invoke(["cache", command, "--cache", "redis://localhost:6379/1"])
+    result = invoke(["cache", command, "--cache", "memcached://localhost:11211"])
     assert result.exit_code == 2
     line = one_error_line(result)
-    assert "--cache" in line and "sqlite://" in line
+    assert "--cache" in line and "sqlite://" in line and "redis://" in line
     corrupt = tmp_path / "corrupt.sqlite"
     corrupt.write_bytes(b"x" * 4096)
     result = invoke(["cache", command, "--cache", str(corrupt)])
