@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # end-to-end files that drive it. mutmut runs, per mutant, only those that reach its function.
 EXTRA_TESTS: dict[str, list[str]] = {
     "_retry": ["tests/test_core.py", "tests/test_llm.py", "tests/test_hardening.py"],
-    "_limits": ["tests/test_config.py", "tests/test_llm.py"],
+    "_limits": ["tests/test_config.py", "tests/test_llm.py", "tests/test_batch.py"],
     "_translate": [
         "tests/test_core.py",
         "tests/test_llm.py",
@@ -42,7 +42,12 @@ EXTRA_TESTS: dict[str, list[str]] = {
         "tests/test_speed_paths.py",
     ],
     "_streams": ["tests/test_core.py", "tests/test_llm.py", "tests/test_hardening.py"],
-    "_attempts": ["tests/test_hardening.py", "tests/test_llm.py", "tests/test_cli_notices.py"],
+    "_attempts": [
+        "tests/test_hardening.py",
+        "tests/test_llm.py",
+        "tests/test_cli_notices.py",
+        "tests/test_batch.py",
+    ],
     "_requests": ["tests/test_validation.py", "tests/test_core.py", "tests/test_llm.py"],
     "_core": [
         "tests/test_llm.py",
@@ -64,6 +69,10 @@ EXTRA_TESTS: dict[str, list[str]] = {
         "tests/test_secrets.py",
     ],
     "_sse": ["tests/test_hardening.py"],
+    "_batch": ["tests/test_batch.py", "tests/test_cli_batch.py", "tests/test_capsules.py"],
+    "_slots": ["tests/test_limits.py", "tests/test_batch.py"],
+    "_cache": ["tests/test_cache.py", "tests/test_batch.py"],
+    "_cache_sqlite": ["tests/test_cache.py", "tests/test_batch.py"],
 }
 
 # Survivors that behave exactly like the original: mutant name -> (a text its changed lines
