@@ -50,6 +50,7 @@ EXTRA_TESTS: dict[str, list[str]] = {
     ],
     "_requests": ["tests/test_validation.py", "tests/test_core.py", "tests/test_llm.py"],
     "_core": [
+        "tests/test_speed_paths.py",
         "tests/test_llm.py",
         "tests/test_providers.py",
         "tests/test_validation.py",
