@@ -290,9 +290,25 @@ def is_prose(diff: str) -> bool:
     for (kind, before), (kind2, after) in changed:
         if kind != tokenize.STRING or kind2 != tokenize.STRING:
             return False
-        if not _WORDS.search(before) or _PLACEHOLDER.findall(before) != _PLACEHOLDER.findall(after):
+        text, text2 = _text_of(before), _text_of(after)
+        if text is None or text2 is None or not _WORDS.search(text):
+            return False
+        if _PLACEHOLDER.findall(text) != _PLACEHOLDER.findall(text2):
             return False
     return True
+
+
+_LITERAL = re.compile(r"([A-Za-z]*)('''|\"\"\"|'|\")(.*)\2", re.DOTALL)
+
+
+def _text_of(token: str) -> str | None:
+    """The text inside a str literal's quotes; None for a bytes literal (data, never prose).
+
+    The prefix and quotes are left out, or ``b'"stream"'`` would read as two words."""
+    found = _LITERAL.fullmatch(token)
+    if found is None or "b" in found.group(1).lower():
+        return None
+    return found.group(3)
 
 
 def changed_lines(diff: str) -> str:
