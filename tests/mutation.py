@@ -83,6 +83,7 @@ _SAME_BELOW_10 = "below 10 s, f'{s:.2g}' and f'{s:.1f}' less '.0' agree from 1 s
 _ALSO_HTTP_ERROR = (
     "every httpx/httpx2 TransportError is also an HTTPError; httpcore has no TransportError"
 )
+_AFTER_THE_BRACE = "the body starts with '{' there, so no key or '}' is ever found at index 0"
 EQUIVALENT: dict[str, tuple[str, str]] = {
     "sigla._retry.x_describe_wait__mutmut_1": (
         "if seconds <= 10:",
@@ -134,6 +135,18 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "sigla._limits.xǁLimiterǁbook__mutmut_14": (
         "booked[-size] + span >= slot",
         "on an exact tie the slot is the same; only which of two equal windows is named changes",
+    ),
+    "sigla._core.x__rewrite_in_place__mutmut_26": ("if at <= 0:", _AFTER_THE_BRACE),
+    "sigla._core.x__rewrite_in_place__mutmut_27": ("if at < 1:", _AFTER_THE_BRACE),
+    "sigla._core.x__rewrite_in_place__mutmut_39": (
+        'body.rfind(b"}", at, len(body) - 1) >= 0',
+        "find and rfind are both >= 0 exactly when a '}' is in that range",
+    ),
+    "sigla._core.x__rewrite_in_place__mutmut_43": ("len(body) - 1) > 0:", _AFTER_THE_BRACE),
+    "sigla._core.x__rewrite_in_place__mutmut_44": ("len(body) - 1) >= 1:", _AFTER_THE_BRACE),
+    "sigla._core.x__rewrite_in_place__mutmut_49": (
+        "at + len(_STREAM_KEY) + 6]",
+        "the value is only tested with startswith(b'false') and (b'true'): a 6th byte is unread",
     ),
     "sigla._streams.xǁOutcomeǁ__init____mutmut_2": (
         "+self.closed_by_owner = None",

@@ -107,6 +107,14 @@ def test_bodies_the_byte_checks_cannot_read_go_through_the_json_path():
     assert json.loads(rewrite_body(asked, GITHUB))["stream_options"] == {"include_usage": False}
     for foreign in (b"not json", b"[1, 2]", b"", b"{}", b'{"stream":true', b'"stream":true}'):
         assert rewrite_body(foreign, GITHUB) == foreign  # not a JSON object: sent as it is
+    first = b'{"stream_options":{"include_usage":false},"messages":[],"stream":true}'
+    assert json.loads(rewrite_body(first, GITHUB))["stream_options"] == {"include_usage": False}
+    colon = b'{"messages":[],"stream" :true}'
+    assert json.loads(rewrite_body(colon, GITHUB))["stream_options"] == USAGE
+    unstreamed = b'{"model":"m","messages":[]}'
+    assert rewrite_body(unstreamed, GITHUB) is unstreamed
+    nested_last = b'{"messages":[],"metadata":{"stream":true}}'
+    assert json.loads(rewrite_body(nested_last, GITHUB)) == json.loads(nested_last)
 
 
 def test_the_json_path_changes_only_what_it_must():
