@@ -83,6 +83,9 @@ _SAME_BELOW_10 = "below 10 s, f'{s:.2g}' and f'{s:.1f}' less '.0' agree from 1 s
 _ALSO_HTTP_ERROR = (
     "every httpx/httpx2 TransportError is also an HTTPError; httpcore has no TransportError"
 )
+_NEVER_EMPTY = "pick() with the default 'github' never returns '' or None: no fallback is read"
+_CHECK_OFF = "subprocess.run's check is False by default, and None is as falsy"
+_UNSPLIT_NONE = "urlunsplit leaves out a query or fragment that is falsy: None acts as ''"
 _AFTER_THE_BRACE = "the body starts with '{' there, so no key or '}' is ever found at index 0"
 EQUIVALENT: dict[str, tuple[str, str]] = {
     "sigla._retry.x_describe_wait__mutmut_1": (
@@ -136,6 +139,27 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "booked[-size] + span >= slot",
         "on an exact tie the slot is the same; only which of two equal windows is named changes",
     ),
+    "sigla._config.x__with_org__mutmut_4": (
+        "parts.path.rstrip(None)",
+        "the path comes from normalise_endpoint: no trailing '/' left, and no whitespace in a URL",
+    ),
+    "sigla._config.x_gh_cli_token__mutmut_11": ("check=None", _CHECK_OFF),
+    "sigla._config.x_gh_cli_token__mutmut_16": (
+        '+[gh, "auth", "token"], capture_output=True, text=True, timeout=timeout, )',
+        _CHECK_OFF,
+    ),
+    "sigla._config.x_gh_cli_token__mutmut_23": (
+        "check=True",
+        "a failing gh then raises CalledProcessError, a SubprocessError caught as 'no token'",
+    ),
+    "sigla._config.x_normalise_endpoint__mutmut_39": ("query=None", _UNSPLIT_NONE),
+    "sigla._config.x_normalise_endpoint__mutmut_40": ("fragment=None", _UNSPLIT_NONE),
+    "sigla._config.x_resolve_settings__mutmut_45": (
+        '"SIGLA_LLM_PROVIDER",), "GITHUB")',
+        "the provider name is lower-cased right after, so the default may be in any case",
+    ),
+    "sigla._config.x_resolve_settings__mutmut_46": ('or "XXgithubXX"', _NEVER_EMPTY),
+    "sigla._config.x_resolve_settings__mutmut_47": ('or "GITHUB"', _NEVER_EMPTY),
     "sigla._core.x__rewrite_in_place__mutmut_26": ("if at <= 0:", _AFTER_THE_BRACE),
     "sigla._core.x__rewrite_in_place__mutmut_27": ("if at < 1:", _AFTER_THE_BRACE),
     "sigla._core.x__rewrite_in_place__mutmut_39": (

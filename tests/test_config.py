@@ -445,3 +445,38 @@ def test_max_response_bytes_is_a_whole_number_of_bytes_from_1024():
     for bad in (1023, True, 2048.0, "4096"):
         with pytest.raises(ConfigurationError, match="max_response_bytes"):
             _settings(max_response_bytes=bad)
+
+
+def test_a_refused_endpoint_is_named_masked_and_cut():
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(endpoint="http://u:hunter2@exa mple.com/x")
+    assert "exa mple.com" in str(caught.value) and "hunter2" not in str(caught.value)
+    long = "http://h:0/" + "p" * 300
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(endpoint=long)
+    assert long[:200] in str(caught.value) and long[:201] not in str(caught.value)
+
+
+def test_gh_that_hangs_is_given_up_on(tmp_path, monkeypatch):
+    from sigla._config import gh_cli_token
+
+    _gh(tmp_path, monkeypatch, "sleep 2\necho gho_late")
+    assert gh_cli_token(timeout=0.3) is None
+
+
+def test_a_path_keeps_its_last_letter():
+    from sigla._config import normalise_endpoint
+
+    assert normalise_endpoint("https://h/APIX/", "openai").url == "https://h/APIX"
+    assert (
+        _settings(endpoint="https://h/APIX", org="o").endpoint == "https://h/APIX/orgs/o/inference"
+    )
+
+
+def test_every_successor_switch_is_offered_in_one_sentence():
+    from sigla import _constants as C
+    from sigla._config import successor_switches
+
+    said = successor_switches()
+    assert all(f"`{line}`" in said and where in said for where, line in C.SUCCESSOR_SWITCHES)
+    assert said.count("; ") == len(C.SUCCESSOR_SWITCHES) - 1
