@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # end-to-end files that drive it. mutmut runs, per mutant, only those that reach its function.
 EXTRA_TESTS: dict[str, list[str]] = {
     "_retry": ["tests/test_core.py", "tests/test_llm.py", "tests/test_hardening.py"],
-    "_limits": ["tests/test_config.py", "tests/test_llm.py"],
+    "_limits": ["tests/test_config.py", "tests/test_llm.py", "tests/test_batch.py"],
     "_translate": [
         "tests/test_core.py",
         "tests/test_llm.py",
@@ -42,9 +42,15 @@ EXTRA_TESTS: dict[str, list[str]] = {
         "tests/test_speed_paths.py",
     ],
     "_streams": ["tests/test_core.py", "tests/test_llm.py", "tests/test_hardening.py"],
-    "_attempts": ["tests/test_hardening.py", "tests/test_llm.py", "tests/test_cli_notices.py"],
+    "_attempts": [
+        "tests/test_hardening.py",
+        "tests/test_llm.py",
+        "tests/test_cli_notices.py",
+        "tests/test_batch.py",
+    ],
     "_requests": ["tests/test_validation.py", "tests/test_core.py", "tests/test_llm.py"],
     "_core": [
+        "tests/test_speed_paths.py",
         "tests/test_llm.py",
         "tests/test_providers.py",
         "tests/test_validation.py",
@@ -64,6 +70,10 @@ EXTRA_TESTS: dict[str, list[str]] = {
         "tests/test_secrets.py",
     ],
     "_sse": ["tests/test_hardening.py"],
+    "_batch": ["tests/test_batch.py", "tests/test_cli_batch.py", "tests/test_capsules.py"],
+    "_slots": ["tests/test_limits.py", "tests/test_batch.py"],
+    "_cache": ["tests/test_cache.py", "tests/test_batch.py"],
+    "_cache_sqlite": ["tests/test_cache.py", "tests/test_batch.py"],
 }
 
 # Survivors that behave exactly like the original: mutant name -> (a text its changed lines
@@ -73,6 +83,10 @@ _SAME_BELOW_10 = "below 10 s, f'{s:.2g}' and f'{s:.1f}' less '.0' agree from 1 s
 _ALSO_HTTP_ERROR = (
     "every httpx/httpx2 TransportError is also an HTTPError; httpcore has no TransportError"
 )
+_NEVER_EMPTY = "pick() with the default 'github' never returns '' or None: no fallback is read"
+_CHECK_OFF = "subprocess.run's check is False by default, and None is as falsy"
+_UNSPLIT_NONE = "urlunsplit leaves out a query or fragment that is falsy: None acts as ''"
+_AFTER_THE_BRACE = "the body starts with '{' there, so no key or '}' is ever found at index 0"
 EQUIVALENT: dict[str, tuple[str, str]] = {
     "sigla._retry.x_describe_wait__mutmut_1": (
         "if seconds <= 10:",
@@ -124,6 +138,39 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "sigla._limits.xǁLimiterǁbook__mutmut_14": (
         "booked[-size] + span >= slot",
         "on an exact tie the slot is the same; only which of two equal windows is named changes",
+    ),
+    "sigla._config.x__with_org__mutmut_4": (
+        "parts.path.rstrip(None)",
+        "the path comes from normalise_endpoint: no trailing '/' left, and no whitespace in a URL",
+    ),
+    "sigla._config.x_gh_cli_token__mutmut_11": ("check=None", _CHECK_OFF),
+    "sigla._config.x_gh_cli_token__mutmut_16": (
+        '+[gh, "auth", "token"], capture_output=True, text=True, timeout=timeout, )',
+        _CHECK_OFF,
+    ),
+    "sigla._config.x_gh_cli_token__mutmut_23": (
+        "check=True",
+        "a failing gh then raises CalledProcessError, a SubprocessError caught as 'no token'",
+    ),
+    "sigla._config.x_normalise_endpoint__mutmut_39": ("query=None", _UNSPLIT_NONE),
+    "sigla._config.x_normalise_endpoint__mutmut_40": ("fragment=None", _UNSPLIT_NONE),
+    "sigla._config.x_resolve_settings__mutmut_45": (
+        '"SIGLA_LLM_PROVIDER",), "GITHUB")',
+        "the provider name is lower-cased right after, so the default may be in any case",
+    ),
+    "sigla._config.x_resolve_settings__mutmut_46": ('or "XXgithubXX"', _NEVER_EMPTY),
+    "sigla._config.x_resolve_settings__mutmut_47": ('or "GITHUB"', _NEVER_EMPTY),
+    "sigla._core.x__rewrite_in_place__mutmut_26": ("if at <= 0:", _AFTER_THE_BRACE),
+    "sigla._core.x__rewrite_in_place__mutmut_27": ("if at < 1:", _AFTER_THE_BRACE),
+    "sigla._core.x__rewrite_in_place__mutmut_39": (
+        'body.rfind(b"}", at, len(body) - 1) >= 0',
+        "find and rfind are both >= 0 exactly when a '}' is in that range",
+    ),
+    "sigla._core.x__rewrite_in_place__mutmut_43": ("len(body) - 1) > 0:", _AFTER_THE_BRACE),
+    "sigla._core.x__rewrite_in_place__mutmut_44": ("len(body) - 1) >= 1:", _AFTER_THE_BRACE),
+    "sigla._core.x__rewrite_in_place__mutmut_49": (
+        "at + len(_STREAM_KEY) + 6]",
+        "the value is only tested with startswith(b'false') and (b'true'): a 6th byte is unread",
     ),
     "sigla._streams.xǁOutcomeǁ__init____mutmut_2": (
         "+self.closed_by_owner = None",
@@ -280,9 +327,25 @@ def is_prose(diff: str) -> bool:
     for (kind, before), (kind2, after) in changed:
         if kind != tokenize.STRING or kind2 != tokenize.STRING:
             return False
-        if not _WORDS.search(before) or _PLACEHOLDER.findall(before) != _PLACEHOLDER.findall(after):
+        text, text2 = _text_of(before), _text_of(after)
+        if text is None or text2 is None or not _WORDS.search(text):
+            return False
+        if _PLACEHOLDER.findall(text) != _PLACEHOLDER.findall(text2):
             return False
     return True
+
+
+_LITERAL = re.compile(r"([A-Za-z]*)('''|\"\"\"|'|\")(.*)\2", re.DOTALL)
+
+
+def _text_of(token: str) -> str | None:
+    """The text inside a str literal's quotes; None for a bytes literal (data, never prose).
+
+    The prefix and quotes are left out, or ``b'"stream"'`` would read as two words."""
+    found = _LITERAL.fullmatch(token)
+    if found is None or "b" in found.group(1).lower():
+        return None
+    return found.group(3)
 
 
 def changed_lines(diff: str) -> str:

@@ -211,3 +211,157 @@ def test_temperatures_past_two_are_refused(temperature):
 
     with pytest.raises(InvalidRequestError, match="temperature"):
         check_sampling(temperature=temperature)
+
+
+# -- the I/O-free pieces, one by one
+
+
+def test_each_providers_wire_profile():
+    from sigla._core import Wire, wire_for
+
+    github = wire_for(SETTINGS)
+    assert github == Wire(seed_field="seed", stream_usage=True, query=(), userinfo=None)
+    mistral = wire_for(resolve_settings(provider="mistral", token="k" * 10, env={}))
+    assert (mistral.seed_field, mistral.stream_usage) == ("random_seed", False)
+    azure = wire_for(
+        resolve_settings(
+            provider="azure",
+            endpoint="https://u:pw@r.x/models?key=k1",
+            model="m",
+            token="k" * 10,
+            api_version="2025-01-01",
+            max_response_bytes=4096,
+            env={},
+        )
+    )
+    assert (azure.seed_field, azure.stream_usage, azure.max_response_bytes) == ("seed", True, 4096)
+    assert [(k, v.reveal()) for k, v in azure.query] == [
+        ("key", "k1"),
+        ("api-version", "2025-01-01"),
+    ]
+    assert azure.userinfo is not None and azure.userinfo.reveal() == "u:pw"
+
+
+def test_fill_completion_body_fills_only_what_is_missing():
+    from sigla._core import fill_completion_body
+
+    bare = json.dumps({"choices": [], "id": "c7", "model": "m", "created": 5}).encode()
+    filled = json.loads(fill_completion_body(bare))
+    assert filled == {
+        "choices": [],
+        "id": "c7",
+        "model": "m",
+        "created": 5,
+        "object": "chat.completion",
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+    assert b" " not in fill_completion_body(bare)  # compact, as the SDK's own bodies are
+    minimal = json.loads(fill_completion_body(b'{"choices":[],"usage":null}'))
+    assert (minimal["id"], minimal["model"], minimal["created"]) == ("", "", 0)
+    assert minimal["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    real = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    kept = json.loads(fill_completion_body(json.dumps({"choices": [], "usage": real}).encode()))
+    assert kept["usage"] == real and kept["object"] == "chat.completion"
+    spaced = b'{"choices": [], "usage" : {"total_tokens": 1}, "object" :"x", "created": 1}'
+    assert fill_completion_body(spaced) is None  # every field there, however spaced
+    for broken in (b"not json", b"[1]", b'{"choices": null}', b'{"choices": {}}', b"{}"):
+        assert fill_completion_body(broken) is None
+
+
+def test_message_content_of_every_shape_becomes_text():
+    from sigla._core import completion_from_sdk
+
+    chunks = [{"type": "text", "text": "a"}, _Obj(text="b"), {"text": 3}, _Obj(image="x"), "c"]
+    assert completion_from_sdk(_Obj(choices=[_choice(0, chunks)])).text == "ab"
+    for nothing in (None, 7, {"text": "x"}):
+        response = _Obj(choices=[_Obj(message=_Obj(content=nothing), finish_reason=None)])
+        done = completion_from_sdk(response)
+        assert (done.text, done.finish_reason) == ("", None)
+    assert completion_from_sdk(_Obj(choices=[_Obj(finish_reason="stop")])).text == ""
+
+
+def test_an_answer_without_choices_or_fields_is_empty_not_an_error():
+    from sigla._core import Completion, completion_from_sdk
+
+    assert completion_from_sdk(_Obj()) == Completion("", None, None, None, None)
+    assert completion_from_sdk(_Obj(choices=None, model="", id="")) == Completion(
+        "", None, None, None, None
+    )
+    done = completion_from_sdk(
+        _Obj(choices=[_choice(0, "x", "length")], model="m1", id="id1", usage=None)
+    )
+    assert done == Completion("x", "length", None, "m1", "id1")
+    assert str(done) == "x"
+
+
+def test_usage_is_read_from_attributes_or_keys_and_only_ints_count():
+    from sigla._core import Usage, completion_from_sdk
+
+    def usage(raw: object) -> Usage | None:
+        return completion_from_sdk(_Obj(choices=[_choice(0, "x")], usage=raw)).usage
+
+    assert usage(_Obj(prompt_tokens=2, completion_tokens=3, total_tokens=9)) == Usage(2, 3, 9)
+    assert usage({"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 9}) == Usage(2, 3, 9)
+    assert usage({"prompt_tokens": "2", "completion_tokens": 3.0}) is None
+    assert usage({"prompt_tokens": "2", "completion_tokens": 3}) == Usage(0, 3, 3)
+    assert usage({"total_tokens": 4}) == Usage(0, 0, 4)
+    assert usage(_Obj()) is None
+
+
+def test_the_assembler_keeps_what_earlier_chunks_said():
+    from sigla._core import Completion, Usage
+
+    assembler = StreamAssembler()
+    feeds = [
+        {"id": "c1", "model": "m1", "usage": {"prompt_tokens": 1, "total_tokens": 1}},
+        {"choices": ["junk", {"delta": {"content": "a"}}, {"index": 0, "delta": "junk"}]},
+        {"id": "", "model": None, "choices": [{"delta": None, "finish_reason": "length"}]},
+        {"usage": {"prompt_tokens": 0}, "choices": None},
+    ]
+    assert [assembler.feed(chunk) for chunk in feeds] == [None, "a", None, None]
+    assert assembler.events == 4
+    assert assembler.finish() == Completion("a", "length", Usage(1, 0, 1), "m1", "c1")
+
+
+def test_the_assembler_refuses_what_is_not_an_answer_and_keeps_the_text():
+    from sigla.errors import InvalidResponseError
+
+    assembler = StreamAssembler()
+    assembler.feed({"choices": [{"index": 0, "delta": {"content": "par"}}]})
+    with pytest.raises(StreamError, match="object") as caught:
+        assembler.feed(["not", "an", "object"])
+    assert caught.value.text == "par"
+    with pytest.raises(StreamError, match="overloaded") as caught:
+        assembler.feed({"error": "overloaded"})
+    assert caught.value.text == "par"
+    with pytest.raises(StreamError, match="busy") as caught:
+        assembler.feed({"error": {"code": "c9", "message": "busy"}})
+    assert "c9" not in str(caught.value)  # the service's message, not the raw object
+    assert caught.value.text == "par"
+    with pytest.raises(InvalidResponseError):
+        StreamAssembler().finish()
+    with pytest.raises(StreamError) as unfinished:
+        assembler.finish()
+    assert "3 characters" in str(unfinished.value)
+
+
+def test_each_kind_of_sse_event():
+    from sigla._core import SSE_DONE, parse_sse_event
+
+    assert parse_sse_event(_Obj(data="")) == {}
+    assert parse_sse_event(_Obj(data=None)) == {}
+    assert parse_sse_event(_Obj(data=" [DONE]\n")) is SSE_DONE
+    assert parse_sse_event(_Obj(data='{"a": [1]}')) == {"a": [1]}
+    with pytest.raises(StreamError, match="not JSON") as caught:
+        parse_sse_event(_Obj(data="{oops" + "x" * 500))
+    assert "x" * 195 in str(caught.value) and "x" * 196 not in str(caught.value)  # 200 shown
+
+
+def test_only_a_content_filter_finish_is_refused():
+    from sigla._core import Completion, check_filtered
+
+    fine = Completion("t", "stop", None, None, None)
+    assert check_filtered(fine) is fine
+    with pytest.raises(ContentFilteredError) as caught:
+        check_filtered(Completion("partial", "content_filter", None, None, None))
+    assert caught.value.text == "partial" and "content_filter" in str(caught.value)

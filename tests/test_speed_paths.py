@@ -105,8 +105,30 @@ def test_bodies_the_byte_checks_cannot_read_go_through_the_json_path():
     assert json.loads(rewrite_body(spaced, GITHUB))["stream_options"] == USAGE
     asked = sdk_body(stream=True, stream_options={"include_usage": False})
     assert json.loads(rewrite_body(asked, GITHUB))["stream_options"] == {"include_usage": False}
-    for foreign in (b"not json", b"[1, 2]", b"", b"{}"):
-        assert rewrite_body(foreign, GITHUB) == foreign
+    for foreign in (b"not json", b"[1, 2]", b"", b"{}", b'{"stream":true', b'"stream":true}'):
+        assert rewrite_body(foreign, GITHUB) == foreign  # not a JSON object: sent as it is
+    first = b'{"stream_options":{"include_usage":false},"messages":[],"stream":true}'
+    assert json.loads(rewrite_body(first, GITHUB))["stream_options"] == {"include_usage": False}
+    colon = b'{"messages":[],"stream" :true}'
+    assert json.loads(rewrite_body(colon, GITHUB))["stream_options"] == USAGE
+    unstreamed = b'{"model":"m","messages":[]}'
+    assert rewrite_body(unstreamed, GITHUB) is unstreamed
+    nested_last = b'{"messages":[],"metadata":{"stream":true}}'
+    assert json.loads(rewrite_body(nested_last, GITHUB)) == json.loads(nested_last)
+
+
+def test_the_json_path_changes_only_what_it_must():
+    """Keys keep their places, and the body stays compact, as the SDK wrote it."""
+    assistant = {"role": "assistant", "content": "ok", "prefix": False}
+    for wire in (GITHUB, MISTRAL):
+        body = sdk_body(random_seed=4, messages=[assistant], stream=True, top_p=1)
+        sent = rewrite_body(body, wire)
+        assert sent == json.dumps(expected(body, wire), separators=(",", ":")).encode()
+
+
+def test_a_stream_key_of_a_nested_object_before_the_requests_own_leaves_the_bytes_alone():
+    body = b'{"model": "m", "metadata": {"stream": 1}, "messages": [], "stream":true}'
+    assert rewrite_body(body, GITHUB) == body[:-1] + b',"stream_options":{"include_usage":true}}'
 
 
 def test_every_mix_of_rewrites_matches_the_specification():
