@@ -104,7 +104,7 @@ class Admission:
         """Wait until this request may go on the wire (sync)."""
         limiter, batch = self.limiter, BATCH.get()
         try:
-            wait = limiter.paused_for(self._max_wait)
+            waited, wait = limiter.paused_until, limiter.paused_for(self._max_wait)
             if wait > 0:
                 self._pause_notice(wait)
                 self._sleep(wait)
@@ -113,11 +113,18 @@ class Admission:
                 self._seat = batch.slots
             limiter.acquire(None if batch else self._max_wait)
             self._holding = True
+            # A pause set while this one waited for its slot (not the one it slept out).
+            wait = limiter.paused_for(self._max_wait) if limiter.paused_until > waited else 0
+            if wait > 0:
+                self._pause_notice(wait)
+                self._sleep(wait)
             if batch is not None:
                 batch.scope.check_send()
             wait = self._book(patient=batch is not None)
             if wait > 0:
                 self._sleep(wait)
+                if batch is not None:  # stopped or cancelled meanwhile: give it all back
+                    batch.scope.check_send()
                 self._slot = limiter.sent(self._booked(), self._tokens)
         except BaseException:
             self._abort()
@@ -128,7 +135,7 @@ class Admission:
         """Async twin of :meth:`enter`."""
         limiter, batch = self.limiter, BATCH.get()
         try:
-            wait = limiter.paused_for(self._max_wait)
+            waited, wait = limiter.paused_until, limiter.paused_for(self._max_wait)
             if wait > 0:
                 self._pause_notice(wait)
                 await self._async_sleep(wait)
@@ -137,11 +144,18 @@ class Admission:
                 self._seat = batch.slots
             await limiter.aacquire(None if batch else self._max_wait)
             self._holding = True
+            # A pause set while this one waited for its slot (not the one it slept out).
+            wait = limiter.paused_for(self._max_wait) if limiter.paused_until > waited else 0
+            if wait > 0:
+                self._pause_notice(wait)
+                await self._async_sleep(wait)
             if batch is not None:
                 batch.scope.check_send()
             wait = self._book(patient=batch is not None)
             if wait > 0:
                 await self._async_sleep(wait)
+                if batch is not None:  # stopped or cancelled meanwhile: give it all back
+                    batch.scope.check_send()
                 self._slot = limiter.sent(self._booked(), self._tokens)
         except BaseException:
             self._abort()
@@ -184,8 +198,8 @@ class Admission:
         return self
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        self.refused(error)  # first: a pause must hold before the slot goes to a waiter
         self.leave()
-        self.refused(error)
 
     async def __aenter__(self) -> Admission:
         return self

@@ -111,7 +111,7 @@ def workers_for(
         return min(known + 1, _MOST_WORKERS), None
     if adaptive:
         learned = limiter.adaptive
-        return learned.ceiling, learned.slots
+        return min(learned.ceiling, _MOST_WORKERS), learned.slots
     return FIXED_CONCURRENCY, None
 
 
@@ -216,6 +216,11 @@ class _ThreadRun:
         finally:
             self._results.put(self._DONE)
 
+    def _drain(self, alive: int) -> None:
+        while alive:
+            if self._results.get() is self._DONE:
+                alive -= 1
+
     def __iter__(self) -> Generator[tuple[int, Result], None, None]:
         for n in range(self._workers):
             threading.Thread(target=self._work, name=f"sigla-batch-{n}", daemon=True).start()
@@ -231,6 +236,8 @@ class _ThreadRun:
         except BaseException:  # Ctrl-C, or the caller stopped iterating: stop everything
             self.outcome.stop.set()
             self.outcome.scope.cancel()
+            # Workers blocked on a full queue end only once it is read: read it out.
+            threading.Thread(target=self._drain, args=(alive,), daemon=True).start()
             raise
         if self.source_error is not None:
             raise self.source_error

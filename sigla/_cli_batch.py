@@ -99,7 +99,8 @@ def _read_lines(source: str) -> list[str]:
             raise click.UsageError(f"Cannot read {source}: {error.strerror or error}.") from None
         where = source
     try:
-        return raw.decode("utf-8").splitlines()
+        # Not splitlines(): JSON text may hold U+2028, form feeds... inside a string.
+        return [line.removesuffix("\r") for line in raw.decode("utf-8").split("\n")]
     except UnicodeDecodeError:
         raise click.UsageError(f"{where} is not UTF-8 text.") from None
 

@@ -287,6 +287,11 @@ class Limiter:
             if until > self._paused_until:
                 self._paused_until, self._pause_type = until, limit_type
 
+    @property
+    def paused_until(self) -> float:
+        """When the latest pause ends, on :attr:`clock` (-inf: never paused)."""
+        return self._paused_until
+
     def paused_for(self, max_wait: float) -> float:
         """Seconds every request must still wait (0: none); raises over ``max_wait``."""
         left = self._paused_until - self.clock()

@@ -172,7 +172,7 @@ class AdaptiveConcurrency:
         """A request sent in round ``sent_in_round`` was refused for concurrency."""
         with self._lock:
             if stated is not None:  # the service said what its cap is: keep to it
-                self.ceiling = max(1, stated)
+                self.ceiling = max(1, min(stated, self.ceiling))
                 self._set(stated)
                 self.round += 1
             elif sent_in_round == self.round:

@@ -315,6 +315,10 @@ class _Transport(httpx.BaseTransport):
                 response = self._pool.handle_request(_core_request(request))
             finally:
                 DEADLINE.reset(token)
+            if response.status == 429:
+                # The slot is freed once the refusal has paused the budget (the caller's
+                # `with` block does both): freed here, a waiter would go into the pause.
+                gate = None
             try:
                 plan = _Plan(request, response.status, response.headers, self._wire)
                 deadline = plan.body_deadline(deadline, timeout)
@@ -361,6 +365,10 @@ class _AsyncTransport(httpx.AsyncBaseTransport):
                 response = await self._pool.handle_async_request(_core_request(request))
             finally:
                 DEADLINE.reset(token)
+            if response.status == 429:
+                # The slot is freed once the refusal has paused the budget (the caller's
+                # `with` block does both): freed here, a waiter would go into the pause.
+                gate = None
             try:
                 plan = _Plan(request, response.status, response.headers, self._wire)
                 deadline = plan.body_deadline(deadline, timeout)

@@ -429,3 +429,19 @@ def test_the_bar_says_what_the_batch_waits_for(clock, make_llm, fake, capsys):
     err = capsys.readouterr().err
     assert "waiting 1 min 1 s: 1/min" in err or "waiting 61 s: 1/min" in err, err[-300:]
     assert "2/2" in err
+
+
+def test_leaving_imap_early_leaves_no_worker_thread_behind(make_llm, fake):
+    import threading
+
+    fake.latency = 0.01
+    for _ in range(2):
+        for _index, _answer in make_llm().imap((f"q{i}" for i in range(100)), concurrency=4):
+            time.sleep(0.3)  # a slow reader: the results queue fills and the workers block
+            break
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(
+        t.name.startswith("sigla-batch") for t in threading.enumerate()
+    ):
+        time.sleep(0.01)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("sigla-batch")]

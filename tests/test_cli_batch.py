@@ -26,7 +26,7 @@ def invoke(args, env, input=None):
 
 
 def lines(text):
-    return [json.loads(line) for line in text.splitlines()]
+    return [json.loads(line) for line in text.split("\n") if line]
 
 
 def test_map_answers_one_prompt_per_line_in_input_order(fake, env, tmp_path):
@@ -145,3 +145,15 @@ def test_summarize_names_a_bad_line_or_capsule(env):
     assert bad_line.exit_code == 2 and "Line 2 is not JSON" in bad_line.stderr
     bad_capsule = invoke(["summarize", "-", "--plan"], env, input="[1, 2]")
     assert bad_capsule.exit_code == 2 and "Capsule 0" in bad_capsule.stderr
+
+
+def test_map_keeps_json_lines_whose_strings_hold_line_separators(fake, env):
+    source = "\n".join(
+        json.dumps({"id": i, "prompt": text}, ensure_ascii=False)
+        for i, text in enumerate(["one\u2028two", "form\x0cfeed", "plain"])
+    )
+    result = invoke(["map", "-"], env, input=source + "\r\n")
+    assert result.exit_code == 0, result.stderr
+    records = lines(result.stdout)
+    assert [r["id"] for r in records] == [0, 1, 2]
+    assert records[0]["answer"] == "Echo: one\u2028two"

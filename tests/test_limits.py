@@ -669,3 +669,32 @@ def test_a_request_woken_late_is_counted_when_it_was_sent():
     early = Limiter(RateLimits(requests_per_minute=1), lambda: 0.0)
     booked, _ = early.book(max_wait=120)
     assert early.sent(booked) == booked == 0.0
+
+
+def test_a_request_waiting_for_a_slot_honours_the_pause_the_slots_last_holder_met():
+    """The slot of a request refused with a wait goes to a waiter only once the budget is
+    paused, and the waiter checks the pause again after taking the slot."""
+    now = [0.0]
+    limiter = Limiter(RateLimits(concurrent_requests=1), lambda: now[0])
+    sleeps: list[float] = []
+
+    def gate() -> Admission:
+        return Admission(limiter, max_wait=60, sleep=sleeps.append, async_sleep=None, label="m")
+
+    first, second = gate(), gate()
+    first.enter()
+    waiting = threading.Thread(target=second.enter)
+    waiting.start()
+    while not limiter.slots._waiters:
+        pass
+    first.__exit__(RateLimitError, refusal("wait", 30, "UserByModelByMinute"), None)
+    waiting.join(5)
+    second.leave()
+    assert sleeps == [30], "the waiter slept out the pause before sending"
+
+
+def test_a_stated_cap_never_raises_the_learned_ceiling():
+    limiter = Limiter(RateLimits(), lambda: 0.0)
+    gate = Admission(limiter, max_wait=1, sleep=print, async_sleep=None, label="m")
+    gate.refused(refusal("Rate limit of 5000 per 0s exceeded.", 0, None))
+    assert limiter.adaptive.ceiling == 32 and limiter.adaptive.value <= 32
