@@ -160,6 +160,62 @@ def run_map(
     return failed, reason
 
 
+def _batch_options(helps: Mapping[str, str]) -> Callable[[Command], Command]:
+    """The options ``map`` and ``summarize`` share: the connection, the concurrency, the
+    cache and the progress bar (``helps``: the help texts the CLI's commands share)."""
+    options = [
+        click.option("-m", "--model", help=helps["model"]),
+        click.option("-p", "--provider", help=helps["provider"]),
+        click.option("-e", "--endpoint", help=helps["endpoint"]),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="SECONDS",
+            help=helps["timeout"],
+        ),
+        click.option(
+            "--max-retries", type=click.IntRange(min=0), metavar="N", help=helps["max_retries"]
+        ),
+        click.option(
+            "-c",
+            "--concurrency",
+            type=click.IntRange(min=1, max=256),
+            metavar="N",
+            help="Requests in flight (default: the service's known limit, else learned from "
+            "its 429s).",
+        ),
+        click.option(
+            "--cache",
+            "cache",
+            is_flag=False,
+            flag_value=DEFAULT_CACHE,
+            metavar="PATH",
+            help="Keep answers in this cache file (alone: the default file; default: "
+            "SIGLA_CACHE_URL). A run stopped half way resumes without paying twice.",
+        ),
+        click.option(
+            "--progress/--no-progress",
+            default=None,
+            help="A progress bar on stderr (default: when stderr is a terminal).",
+        ),
+    ]
+
+    def apply(function: Command) -> Command:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return apply
+
+
+def _client(cache: str | None, **settings: Any) -> GitHubLLM:
+    """The client a batch command runs on: its settings, and ``--cache`` (alone: the
+    default file)."""
+    from .llm import GitHubLLM
+
+    return GitHubLLM(cache=True if cache == DEFAULT_CACHE else cache, **settings)
+
+
 def add_batch_commands(
     group: click.Group, command: Callable[[Command], Command], helps: Mapping[str, str]
 ) -> None:
@@ -173,42 +229,10 @@ def add_batch_commands(
         type=click.Path(dir_okay=False, writable=True),
         help="Write the JSON Lines here instead of stdout.",
     )
-    @click.option("-m", "--model", help=helps["model"])
     @click.option("-s", "--system", help="System prompt for every item.")
     @click.option("-t", "--temperature", type=float, help=helps["temperature"])
     @click.option("--max-tokens", type=int, help="Cap on each answer's length in tokens.")
-    @click.option("-p", "--provider", help=helps["provider"])
-    @click.option("-e", "--endpoint", help=helps["endpoint"])
-    @click.option(
-        "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        metavar="SECONDS",
-        help=helps["timeout"],
-    )
-    @click.option(
-        "--max-retries", type=click.IntRange(min=0), metavar="N", help=helps["max_retries"]
-    )
-    @click.option(
-        "-c",
-        "--concurrency",
-        type=click.IntRange(min=1, max=256),
-        metavar="N",
-        help="Requests in flight (default: the service's known limit, else learned from its 429s).",
-    )
-    @click.option(
-        "--cache",
-        "cache",
-        is_flag=False,
-        flag_value=DEFAULT_CACHE,
-        metavar="PATH",
-        help="Keep answers in this cache file (alone: the default file; default: "
-        "SIGLA_CACHE_URL). A run stopped half way resumes without paying twice.",
-    )
-    @click.option(
-        "--progress/--no-progress",
-        default=None,
-        help="A progress bar on stderr (default: when stderr is a terminal).",
-    )
+    @_batch_options(helps)
     @command
     def map_command(
         source: str,
@@ -229,17 +253,15 @@ def add_batch_commands(
         "prompt" or "messages" and an optional "id". Writes JSON Lines in input order:
         {"index", "id", "answer"} or {"index", "id", "error": {"type", "message"}}.
         Exits 0 only when every item got an answer."""
-        from .llm import GitHubLLM
-
         items = parse_items(_read_lines(source))
-        llm = GitHubLLM(
+        llm = _client(
+            cache,
             model=model,
             temperature=temperature,
             provider=provider,
             endpoint=endpoint,
             timeout=timeout,
             max_retries=max_retries,
-            cache=True if cache == DEFAULT_CACHE else cache,
         )
         options = {
             "system": system,
@@ -316,39 +338,7 @@ def add_summarize_command(
         metavar="N",
         help="Input tokens per request (default: the model's known limit, else 4,000).",
     )
-    @click.option("-m", "--model", help=helps["model"])
-    @click.option("-p", "--provider", help=helps["provider"])
-    @click.option("-e", "--endpoint", help=helps["endpoint"])
-    @click.option(
-        "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        metavar="SECONDS",
-        help=helps["timeout"],
-    )
-    @click.option(
-        "--max-retries", type=click.IntRange(min=0), metavar="N", help=helps["max_retries"]
-    )
-    @click.option(
-        "-c",
-        "--concurrency",
-        type=click.IntRange(min=1, max=256),
-        metavar="N",
-        help="Requests in flight (default: the service's known limit, else learned).",
-    )
-    @click.option(
-        "--cache",
-        "cache",
-        is_flag=False,
-        flag_value=DEFAULT_CACHE,
-        metavar="PATH",
-        help="Keep answers in this cache file (alone: the default file); a run "
-        "stopped half way resumes without paying twice.",
-    )
-    @click.option(
-        "--progress/--no-progress",
-        default=None,
-        help="A progress bar on stderr (default: when stderr is a terminal).",
-    )
+    @_batch_options(helps)
     @command
     def summarize(
         source: str,
@@ -367,16 +357,15 @@ def add_summarize_command(
         """Summarise the capsules of FILE (or stdin when -): a JSON list or JSON Lines of
         {"id", "title", "text", "score"} objects. Prints one summary citing capsule ids."""
         from .capsules import plan_summary, summarize_capsules
-        from .llm import GitHubLLM
 
         capsules = read_capsules(source)
-        llm = GitHubLLM(
+        llm = _client(
+            cache,
             model=model,
             provider=provider,
             endpoint=endpoint,
             timeout=timeout,
             max_retries=max_retries,
-            cache=True if cache == DEFAULT_CACHE else cache,
         )
         if plan_only:
             click.echo(str(plan_summary(capsules, llm=llm, max_input_tokens=max_input_tokens)))
