@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from ._cancel import CancelScope
 from ._limits import Limiter
@@ -100,32 +101,45 @@ class Admission:
             self._slot = None
         self.leave()
 
+    def _steps(self, batch: Seat | None) -> Iterator[tuple[str, Any]]:
+        """What entering takes, as steps the sync and async drivers carry out in order:
+        ``("sleep", seconds)``, ``("seat", slots)`` (a batch's learned slot, no time
+        bound) and ``("slot", timeout)`` (the known cap's slot). Each step resumes only
+        once done; the bookkeeping between them is shared, I/O-free."""
+        limiter = self.limiter
+        waited, wait = limiter.paused_until, limiter.paused_for(self._max_wait)
+        if wait > 0:
+            self._pause_notice(wait)
+            yield "sleep", wait
+        if batch is not None and batch.slots is not None:
+            yield "seat", batch.slots
+            self._seat = batch.slots
+        yield "slot", None if batch else self._max_wait
+        self._holding = True
+        # A pause set while this one waited for its slot (not the one it slept out).
+        wait = limiter.paused_for(self._max_wait) if limiter.paused_until > waited else 0
+        if wait > 0:
+            self._pause_notice(wait)
+            yield "sleep", wait
+        if batch is not None:
+            batch.scope.check_send()
+        wait = self._book(patient=batch is not None)
+        if wait > 0:
+            yield "sleep", wait
+            if batch is not None:  # stopped or cancelled meanwhile: give it all back
+                batch.scope.check_send()
+            self._slot = limiter.sent(self._booked(), self._tokens)
+
     def enter(self) -> None:
         """Wait until this request may go on the wire (sync)."""
-        limiter, batch = self.limiter, BATCH.get()
         try:
-            waited, wait = limiter.paused_until, limiter.paused_for(self._max_wait)
-            if wait > 0:
-                self._pause_notice(wait)
-                self._sleep(wait)
-            if batch is not None and batch.slots is not None:
-                batch.slots.acquire(None)
-                self._seat = batch.slots
-            limiter.acquire(None if batch else self._max_wait)
-            self._holding = True
-            # A pause set while this one waited for its slot (not the one it slept out).
-            wait = limiter.paused_for(self._max_wait) if limiter.paused_until > waited else 0
-            if wait > 0:
-                self._pause_notice(wait)
-                self._sleep(wait)
-            if batch is not None:
-                batch.scope.check_send()
-            wait = self._book(patient=batch is not None)
-            if wait > 0:
-                self._sleep(wait)
-                if batch is not None:  # stopped or cancelled meanwhile: give it all back
-                    batch.scope.check_send()
-                self._slot = limiter.sent(self._booked(), self._tokens)
+            for step, value in self._steps(BATCH.get()):
+                if step == "sleep":
+                    self._sleep(value)
+                elif step == "seat":
+                    value.acquire(None)
+                else:
+                    self.limiter.acquire(value)
         except BaseException:
             self._abort()
             raise
@@ -133,30 +147,14 @@ class Admission:
 
     async def aenter(self) -> None:
         """Async twin of :meth:`enter`."""
-        limiter, batch = self.limiter, BATCH.get()
         try:
-            waited, wait = limiter.paused_until, limiter.paused_for(self._max_wait)
-            if wait > 0:
-                self._pause_notice(wait)
-                await self._async_sleep(wait)
-            if batch is not None and batch.slots is not None:
-                await batch.slots.aacquire(None)
-                self._seat = batch.slots
-            await limiter.aacquire(None if batch else self._max_wait)
-            self._holding = True
-            # A pause set while this one waited for its slot (not the one it slept out).
-            wait = limiter.paused_for(self._max_wait) if limiter.paused_until > waited else 0
-            if wait > 0:
-                self._pause_notice(wait)
-                await self._async_sleep(wait)
-            if batch is not None:
-                batch.scope.check_send()
-            wait = self._book(patient=batch is not None)
-            if wait > 0:
-                await self._async_sleep(wait)
-                if batch is not None:  # stopped or cancelled meanwhile: give it all back
-                    batch.scope.check_send()
-                self._slot = limiter.sent(self._booked(), self._tokens)
+            for step, value in self._steps(BATCH.get()):
+                if step == "sleep":
+                    await self._async_sleep(value)
+                elif step == "seat":
+                    await value.aacquire(None)
+                else:
+                    await self.limiter.aacquire(value)
         except BaseException:
             self._abort()
             raise
