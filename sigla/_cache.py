@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from . import _constants as C
 from ._core import Completion, Usage
+from ._stores import masked_url, redis_location, sqlite_location, store_file
 from ._text import shown
 from .errors import ConfigurationError, InvalidRequestError
 
@@ -285,36 +286,11 @@ class _Scheme(NamedTuple):
 
 
 def _file(text: str, source: str) -> str:
-    """A cache file path: ``~`` expanded, made absolute (processes may differ in cwd)."""
-    path = os.path.abspath(os.path.expanduser(text))
-    if os.path.isdir(path):
-        raise ConfigurationError(
-            f"The cache {shown(text)} (from {source}) is a directory: name a file, e.g. "
-            f"{os.path.join(path, C.CACHE_FILE_NAME)}."
-        )
-    return path
+    return store_file(text, source, "cache", C.CACHE_FILE_NAME)
 
 
 def _sqlite_location(url: str, source: str) -> str:
-    """``sqlite:///rel.sqlite`` → ``rel.sqlite``; ``sqlite:////abs.sqlite`` → ``/abs.sqlite``.
-
-    SQLAlchemy's convention: what follows ``sqlite:///`` is the path, so a fourth slash
-    makes it absolute (and ``sqlite:///C:/x.sqlite`` works on Windows).
-    """
-    rest = url[len("sqlite://") :]
-    example = "e.g. sqlite:///answers.sqlite, or sqlite:////tmp/answers.sqlite for /tmp"
-    if not rest.startswith("/"):
-        raise ConfigurationError(
-            f"The cache URL {shown(url)} (from {source}) has a host; an SQLite URL has "
-            f"three slashes before its path ({example})."
-        )
-    path = rest[1:]
-    if not path or "?" in path or path == ":memory:":
-        raise ConfigurationError(
-            f"The cache URL {shown(url)} (from {source}) names no file (a query or "
-            f":memory: is not a cache that outlives the process; {example})."
-        )
-    return _file(path, source)
+    return sqlite_location(url, source, "cache", C.CACHE_FILE_NAME)
 
 
 def _open_sqlite(target: CacheTarget) -> ResponseCache:
@@ -324,23 +300,7 @@ def _open_sqlite(target: CacheTarget) -> ResponseCache:
 
 
 def _redis_location(url: str, source: str) -> str:
-    """``redis://[[user]:password@]host[:port][/db]`` as given, once checked (rediss: TLS)."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (ValueError when not a number from 0 to 65535)
-        db = parts.path[1:]
-        good = bool(parts.hostname) and (db == "" or (db.isascii() and db.isdigit()))
-    except ValueError:
-        good = False
-    if not good:
-        raise ConfigurationError(
-            f"The cache URL {shown(masked_url(url))} (from {source}) is not a Redis URL with "
-            "a host, a port and a database number (e.g. redis://localhost:6379/0, "
-            "or redis://:PASSWORD@cache.internal:6379/1)."
-        )
-    return url
+    return redis_location(url, source, "cache")
 
 
 def _open_redis(target: CacheTarget) -> ResponseCache:
@@ -387,26 +347,6 @@ def parse_cache_url(text: str, source: str) -> CacheTarget:
             f"scheme {name!r}: the known schemes are {known}; or give a plain file path."
         )
     return CacheTarget(name, scheme.parse(stripped, source), source)
-
-
-_USERINFO = re.compile(r"(?P<scheme>://)(?P<user>[^/@:?#]*)(?P<password>:[^/@]*)?@")
-_QUERY_SECRET = re.compile(r"(?i)([?&](?:password|pass|pwd|token)=)[^&#]*")
-
-
-def masked_url(url: str) -> str:
-    """A URL as it may be shown: its password (and a ``?password=``) as ``***``.
-
-    ``redis://:s3cret@h:6379/1`` → ``redis://:***@h:6379/1``; ``redis://u:s3cret@h`` →
-    ``redis://u:***@h``; a lone ``redis://s3cret@h`` (a user, or a password written
-    without its colon) → ``redis://***@h``. A path without ``://`` comes back as is.
-    """
-
-    def userinfo(match: re.Match[str]) -> str:
-        if match.group("password") is None:
-            return f"{match.group('scheme')}***@" if match.group("user") else match.group(0)
-        return f"{match.group('scheme')}{match.group('user')}:***@"
-
-    return _QUERY_SECRET.sub(r"\1***", _USERINFO.sub(userinfo, url, count=1))
 
 
 def default_cache_path() -> str:

@@ -28,8 +28,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from . import _constants as C
-from ._cache import SCHEMA_VERSION, CacheInfo, ResponseCache, masked_url
-from .errors import ConfigurationError, MissingDependencyError
+from ._cache import SCHEMA_VERSION, CacheInfo, ResponseCache
+from ._stores import connect_redis, import_redis, masked_url, redis_problem
+from .errors import ConfigurationError
 
 __all__ = ["PREFIX", "RedisCache"]
 
@@ -41,17 +42,6 @@ _BATCH = 500  # keys per SCAN page, pipeline and UNLINK in info() and clear()
 
 def _utc(stamp: float | None) -> datetime | None:
     return None if stamp is None else datetime.fromtimestamp(stamp, tz=timezone.utc)
-
-
-def _redis() -> Any:
-    try:
-        import redis
-    except ImportError:
-        raise MissingDependencyError(
-            'A redis:// cache needs the redis package (redis>=5): `pip install "redis>=5"`, '
-            'or, from sigla\'s source tree, `pip install -e ".[redis]"`.'
-        ) from None
-    return redis
 
 
 class RedisCache(ResponseCache):
@@ -81,7 +71,7 @@ class RedisCache(ResponseCache):
         self._clock = clock
         password = urlsplit(url).password
         self._secrets = [password, unquote(password)] if password else []
-        self._redis = _redis()
+        self._redis = import_redis("cache")
         self._client: Any = self._connect()
 
     def __repr__(self) -> str:
@@ -96,34 +86,10 @@ class RedisCache(ResponseCache):
 
     # -- errors: the one place where redis-py's exceptions are translated
 
-    def _said(self, exc: BaseException) -> str:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        for secret in self._secrets:  # redis-py's messages hold none; this keeps it so
-            text = text.replace(secret, "***")
-        return text
-
     def _error(self, exc: BaseException) -> ConfigurationError:
-        errors = self._redis.exceptions
-        said = self._said(exc)
-        text = said.upper()
-        where = f"The Redis cache at {self.location}"
+        what = redis_problem(self._redis, exc, self._timeout, self._secrets)
         off = "or turn the cache off (cache=False, or unset SIGLA_CACHE_URL)"
-        if isinstance(exc, (errors.AuthenticationError, errors.NoPermissionError)) or any(
-            word in text for word in ("NOAUTH", "WRONGPASS", "INVALID PASSWORD", "NOPERM")
-        ):
-            what = f"refused sigla's credentials ({said}): check the user and password in the URL"
-        elif isinstance(exc, errors.TimeoutError):
-            what = (
-                f"did not answer within {self._timeout:g} s ({said}): check that it runs and "
-                "that this machine reaches it"
-            )
-        elif isinstance(exc, errors.ConnectionError):
-            what = f"cannot be reached ({said}): start it, or fix the host and port in the URL"
-        elif isinstance(exc, ValueError):
-            what = f"cannot be opened: {said}. Fix the URL"
-        else:
-            what = f"cannot serve ({said}): fix the store"
-        return ConfigurationError(f"{where} {what}, {off}.")
+        return ConfigurationError(f"The Redis cache at {self.location} {what}, {off}.")
 
     @contextlib.contextmanager
     def _translated(self) -> Iterator[None]:
@@ -135,24 +101,8 @@ class RedisCache(ResponseCache):
     # -- opening
 
     def _connect(self) -> Any:
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
         with self._translated():
-            client = self._redis.Redis.from_url(
-                self.url,
-                socket_connect_timeout=self._timeout,
-                socket_timeout=self._timeout,
-                # One immediate reconnect covers a pooled connection the server closed
-                # while idle; redis-py's default backoff would hide a down store for seconds.
-                retry=Retry(NoBackoff(), 1),
-            )
-            try:
-                client.ping()
-            except BaseException:
-                client.close()
-                raise
-        return client
+            return connect_redis(self._redis, self.url, self._timeout)
 
     def _live(self) -> Any:
         client = self._client
