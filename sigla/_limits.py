@@ -349,7 +349,7 @@ def estimate_tokens(call: Mapping[str, Any]) -> int:
     return -(-chars // CHARS_PER_TOKEN) + (answer if isinstance(answer, int) else ANSWER_ESTIMATE)
 
 
-_registry: weakref.WeakValueDictionary[tuple[str, str, str], Limiter] = (
+_registry: weakref.WeakValueDictionary[tuple[str, str, str, Any], Limiter] = (
     weakref.WeakValueDictionary()
 )
 _registry_lock = threading.Lock()
@@ -363,6 +363,7 @@ def limiter_for(
     clock: Callable[[], float],
     *,
     explicit: bool = True,
+    store: Any = None,
 ) -> Limiter:
     """The process-wide budget shared by every client of this endpoint, credential and model.
 
@@ -371,12 +372,19 @@ def limiter_for(
     whose limits are the provider's defaults (``explicit=False``) joins a budget another
     client configured; two clients that set different limits (or clocks) for one budget
     is a :class:`ConfigurationError`: one budget cannot keep two sets of limits.
+
+    ``store``, a :class:`~sigla._shared_limits.LimiterTarget`, keeps the budget in a store
+    shared with other processes instead (``limiter=``).
     """
-    key = (endpoint, model.lower(), token or "")
+    key = (endpoint, model.lower(), token or "", store)
     with _registry_lock:
         limiter = _registry.get(key)
         if limiter is None:
-            limiter = Limiter(limits, clock)
+            limiter = (
+                Limiter(limits, clock)
+                if store is None
+                else store.limiter(endpoint, model, token, limits, clock)
+            )
             limiter.explicit = explicit
             _registry[key] = limiter
             return limiter

@@ -165,16 +165,36 @@ class AdaptiveConcurrency:
 
     def succeeded(self) -> None:
         with self._lock:
-            if self.value < self.ceiling:
-                self._set(self.value + 1.0 / self.value)
+            self._set(learned_after(self.value, self.round, self.ceiling, succeeded=True)[0])
 
     def overloaded(self, sent_in_round: int, stated: int | None = None) -> None:
         """A request sent in round ``sent_in_round`` was refused for concurrency."""
         with self._lock:
             if stated is not None:  # the service said what its cap is: keep to it
                 self.ceiling = max(1, min(stated, self.ceiling))
-                self._set(stated)
-                self.round += 1
-            elif sent_in_round == self.round:
-                self._set(self.value / 2)
-                self.round += 1
+            value, self.round = learned_after(
+                self.value, self.round, self.ceiling, sent_in_round=sent_in_round, stated=stated
+            )
+            self._set(value)
+
+
+def learned_after(
+    value: float,
+    round_: int,
+    ceiling: int,
+    succeeded: bool = False,
+    sent_in_round: int | None = None,
+    stated: int | None = None,
+) -> tuple[float, int]:
+    """The learned concurrency and round after one event: the AIMD rule, kept in one place
+    for the in-process batch and the shared limiter's SQLite store (its Lua twin is in
+    :mod:`sigla._limits_redis`)."""
+    if stated is not None:
+        return float(max(1, min(stated, ceiling))), round_ + 1
+    if sent_in_round is not None:
+        if sent_in_round == round_:
+            return max(1.0, value / 2), round_ + 1
+        return value, round_
+    if succeeded and value < ceiling:
+        return min(float(ceiling), value + 1.0 / value), round_
+    return value, round_

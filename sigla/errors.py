@@ -10,7 +10,8 @@ SIGLA code raised ``RuntimeError`` and its callers catch that.
     LLMError(RuntimeError)
      ├─ ConfigurationError              settings that cannot work; fix them, do not retry
      │   ├─ MissingTokenError           no credential found
-     │   └─ MissingDependencyError      an optional extra is not installed (also ImportError)
+     │   ├─ MissingDependencyError      an optional extra is not installed (also ImportError)
+     │   └─ StoreUnavailableError       a shared limiter or cache store cannot serve
      ├─ InvalidRequestError             the request itself is malformed (also ValueError)
      ├─ APIConnectionError              the service could not be reached
      │   └─ APITimeoutError             ... or did not answer in time
@@ -39,6 +40,7 @@ __all__ = [
     "ConfigurationError",
     "MissingTokenError",
     "MissingDependencyError",
+    "StoreUnavailableError",
     "InvalidRequestError",
     "APIConnectionError",
     "APITimeoutError",
@@ -72,6 +74,11 @@ class ConfigurationError(LLMError):
 
 class MissingTokenError(ConfigurationError):
     """No credential was found in the argument, the environment or the GitHub CLI."""
+
+
+class StoreUnavailableError(ConfigurationError):
+    """A shared store (``limiter=``, ``cache=``) cannot serve: the message names it, its
+    password masked. sigla never falls back to a private budget or no cache instead."""
 
 
 class MissingDependencyError(ConfigurationError, ImportError):

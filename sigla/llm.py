@@ -149,6 +149,7 @@ class GitHubLLM(BatchMethods, AsyncMethods):
         retry_read_timeouts: bool = False,
         total_timeout: float | None = None,
         cache: bool | str | os.PathLike[str] | None = None,
+        limiter: str | None = None,
         sleep: Callable[[float], object] = time.sleep,
         async_sleep: Callable[[float], Awaitable[object]] = _asyncio_sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -193,9 +194,16 @@ class GitHubLLM(BatchMethods, AsyncMethods):
         self.total_timeout = check_total_timeout(total_timeout)
         s = self.settings
         who = s.token.digest if s.token is not None else None
+        shared = None
+        if limiter is not None or os.environ.get("SIGLA_LIMITER_URL", "").strip():
+            from ._shared_limits import resolve_limiter  # only when a shared budget is asked for
+
+            shared = resolve_limiter(limiter)
         self._attempts = Attempts(
             s,
-            limiter_for(s.endpoint, s.model, who, s.limits, clock, explicit=limits is not None),
+            limiter_for(
+                s.endpoint, s.model, who, s.limits, clock, explicit=limits is not None, store=shared
+            ),
             sleep=sleep,
             async_sleep=async_sleep,
             clock=clock,

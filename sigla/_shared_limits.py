@@ -1,0 +1,638 @@
+"""One rate-limit budget shared by every process and machine that reaches one store.
+
+The service counts requests per credential and model, not per process: four workers
+that each keep their own limiter send four times the limit. ``limiter=`` (or
+``SIGLA_LIMITER_URL``) names a store that holds the budget instead: an SQLite file for the
+processes of one machine, a Redis database for many machines.
+
+:class:`SharedLimiter` is what the transport's gate (:class:`~sigla._admission.Admission`)
+talks to, with the in-process :class:`~sigla._limits.Limiter`'s interface; every
+operation is one atomic step in the store (a Lua script in Redis, an ``IMMEDIATE``
+transaction in SQLite) on the store's own clock, so processes whose clocks differ still
+count one window. The store keeps:
+
+- each booking (its time and estimated tokens) for the per-minute, per-day and
+  tokens-per-minute windows, pruned as they age out;
+- the concurrent-request cap and a batch's learned concurrency as **leases that
+  expire**: a process renews the leases it holds every third of their time to live
+  (``lease_ttl``, 30 s by default), so a worker killed with SIGKILL frees its slots
+  within that time;
+- the pause a 429's retry-after asks of every worker, and the learned concurrency.
+
+Budgets are named by the endpoint (without credentials), the model and a SHA-256 digest
+of the credential: never the credential. A store that cannot serve raises
+:class:`~sigla.errors.StoreUnavailableError` naming it: sigla never falls back to a
+private budget, which is how quotas get overspent.
+
+Why not pyrate-limiter or ``limits``: both keep windows of requests admitted *now*; the
+gate books a slot ahead and sleeps for it (a batch paces itself), gives a booking back
+when interrupted, moves it when a thread woke late and corrects its tokens once the usage
+is known, and takes a concurrency lease in the same budget. Each of those would be a
+second, non-atomic call around the library's, which is the read-then-write race this
+module exists to avoid; the windows themselves are twenty lines of Lua or SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from ._limits import ADAPTIVE_CEILING, ADAPTIVE_START, DAY, MARGIN, MINUTE, RateLimits
+from ._retry import describe_wait
+from ._stores import masked_url, redis_location, sqlite_location
+from ._text import shown
+from .errors import ConfigurationError, RateLimitError
+
+__all__ = [
+    "LIMITER_ENV",
+    "LimitStore",
+    "LimiterTarget",
+    "SharedLimiter",
+    "budget_name",
+    "open_store",
+    "parse_limiter_url",
+    "resolve_limiter",
+]
+
+logger = logging.getLogger("sigla")
+
+LIMITER_ENV = "SIGLA_LIMITER_URL"
+LIMITER_FILE_NAME = "limits.db"
+LEASE_TTL = 30.0  # seconds a dead worker's concurrent-request slot stays taken
+_FOREVER = 1e18  # "no bound" for the store scripts (Lua has no infinity literal)
+_POLL_FIRST, _POLL_MOST = 0.001, 0.01  # waiting for a lease: another process frees it
+
+
+class Booked(NamedTuple):
+    """What the store answered to a booking: whether it was made, the wait, which window."""
+
+    booked: bool
+    wait: float
+    which: str
+
+
+class Learned(NamedTuple):
+    """The learned concurrency in the store: its value and round."""
+
+    value: float
+    round: int
+
+
+class LimitStore(ABC):
+    """A store of budgets. Times are the store's own (seconds); each method is atomic.
+
+    ``budget`` names one budget (:func:`budget_name`); ``ticket`` one booking; ``kind``
+    a set of leases (``"c"``: the known concurrent cap, ``"a"``: the learned one).
+    """
+
+    location: str  # as it may be shown: a path, or a URL with its password masked
+
+    @abstractmethod
+    def book(
+        self,
+        budget: str,
+        ticket: str,
+        windows: Sequence[tuple[float, int, str]],
+        keep: float,
+        tokens: int,
+        tokens_per_minute: int,
+        token_span: float,
+        allow: Mapping[str, float],
+    ) -> Booked:
+        """Book ``ticket`` at the first time every window has room (``windows``: span,
+        size, name; ``tokens`` against ``tokens_per_minute`` over ``token_span``), unless
+        the wait exceeds ``allow[name]`` of the window that decided it; entries older than
+        ``keep`` go."""
+
+    @abstractmethod
+    def cancel(self, budget: str, ticket: str) -> None:
+        """Give a booking back."""
+
+    @abstractmethod
+    def sent(self, budget: str, ticket: str) -> None:
+        """The booking went on the wire now: move it to now if it was booked earlier."""
+
+    @abstractmethod
+    def settle(self, budget: str, ticket: str, tokens: int) -> None:
+        """The booking cost ``tokens`` (its usage), not its estimate."""
+
+    @abstractmethod
+    def pause(self, budget: str, seconds: float, limit_type: str | None) -> None:
+        """Hold every request of the budget for ``seconds`` from now (the longest wins)."""
+
+    @abstractmethod
+    def paused(self, budget: str) -> tuple[float, str | None]:
+        """Seconds the budget's pause still lasts (<= 0: none), and its limit type."""
+
+    @abstractmethod
+    def lease(
+        self, budget: str, kind: str, lease: str, cap: int | None, ttl: float, start: float
+    ) -> bool:
+        """Take a lease of ``kind`` if fewer than ``cap`` live ones are held (``cap`` None:
+        the learned concurrency, ``start`` until something was learned)."""
+
+    @abstractmethod
+    def release(self, budget: str, kind: str, lease: str) -> None:
+        """Give a lease back."""
+
+    @abstractmethod
+    def renew(self, budget: str, kind: str, leases: Sequence[str], ttl: float) -> None:
+        """Extend live leases to ``ttl`` from now."""
+
+    @abstractmethod
+    def learn(
+        self,
+        budget: str,
+        start: float,
+        ceiling: int,
+        *,
+        succeeded: bool = False,
+        sent_in_round: int | None = None,
+        stated: int | None = None,
+    ) -> Learned:
+        """Read, or update, the learned concurrency (AIMD, as
+        :class:`~sigla._slots.AdaptiveConcurrency`): a success adds ``1/value``; a
+        concurrency refusal of a request sent in the current round halves it (once per
+        round); a cap the service stated sets it."""
+
+    @abstractmethod
+    def snapshot(self, budget: str) -> dict[str, Any]:
+        """What the store holds for a budget (for ``sigla doctor`` and tests)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Check that the store serves (raises :class:`StoreUnavailableError`)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close connections; closing twice is fine."""
+
+
+# ---------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class LimiterTarget:
+    """A ``limiter=`` setting resolved, before anything is opened."""
+
+    scheme: str  # "sqlite" or "redis"
+    location: str  # a file path, or the Redis URL without sigla's own query options
+    source: str  # where the setting came from, for messages
+    lease_ttl: float = LEASE_TTL
+    time_scale: float = 1.0  # tests and benchmarks: a "minute" of 60 * time_scale seconds
+
+    @property
+    def shown(self) -> str:
+        return masked_url(self.location)
+
+    def limiter(
+        self, endpoint: str, model: str, who: str | None, limits: RateLimits, clock: Any
+    ) -> SharedLimiter:
+        """The budget of (endpoint, model, credential digest) in this store; the store
+        opens on first use (in each process), so a client builds, and unpickles on a
+        worker, even while the store is down: its calls then say so."""
+        return SharedLimiter(
+            StoreHandle(self),  # type: ignore[arg-type]
+            budget_name(endpoint, model, who),
+            limits,
+            clock,
+            lease_ttl=self.lease_ttl,
+            time_scale=self.time_scale,
+        )
+
+
+class StoreHandle:
+    """A :class:`LimitStore` opened on first use in each process (:func:`open_store`)."""
+
+    def __init__(self, target: LimiterTarget) -> None:
+        self.target = target
+        self.location = target.shown
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(open_store(self.target), name)
+
+
+_OPTIONS = {"lease_ttl", "time_scale"}
+_ALLOWED = (
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db, "
+    "redis://[:password@]host:port/db (rediss:// for TLS), or None for a budget in this "
+    "process only"
+)
+
+
+def _option(name: str, raw: str, url: str, source: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= 86_400):
+        raise ConfigurationError(
+            f"{name}={shown(raw)} in the limiter URL {shown(masked_url(url))} (from {source}) "
+            "must be a number of seconds (lease_ttl) or a factor (time_scale) above 0 and at "
+            "most 86400."
+        )
+    return value
+
+
+def parse_limiter_url(text: str, source: str) -> LimiterTarget:
+    """``sqlite:///limits.db`` or ``redis://host:6379/0``, with optional query options
+    ``lease_ttl=SECONDS`` (how long a dead worker's slot stays taken, default 30) and
+    ``time_scale=FACTOR`` (windows of ``60 * FACTOR`` s: for tests and benchmarks)."""
+    stripped = text.strip()
+    if not stripped:
+        raise ConfigurationError(f"The limiter setting (from {source}) is empty: give {_ALLOWED}.")
+    parts = urlsplit(stripped)
+    scheme = parts.scheme.lower()
+    if "://" not in stripped or scheme not in ("sqlite", "redis", "rediss"):
+        raise ConfigurationError(
+            f"The limiter URL {shown(masked_url(stripped))} (from {source}) is not one sigla "
+            f"knows: give {_ALLOWED}."
+        )
+    ours = {"lease_ttl": LEASE_TTL, "time_scale": 1.0}
+    theirs = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in _OPTIONS:
+            ours[name] = _option(name, value, stripped, source)
+        else:
+            theirs.append((name, value))
+    base = stripped.split("?", 1)[0].split("#", 1)[0]  # urlunsplit would drop sqlite's "//"
+    if theirs:
+        base += "?" + urlencode(theirs)
+    if scheme == "sqlite":
+        if theirs:
+            raise ConfigurationError(
+                f"The limiter URL {shown(masked_url(stripped))} (from {source}) has options "
+                f"sigla does not know ({', '.join(sorted(n for n, _ in theirs))}): an SQLite "
+                "limiter takes lease_ttl= and time_scale= only."
+            )
+        location = sqlite_location(base, source, "limiter", LIMITER_FILE_NAME)
+    else:
+        location = redis_location(base, source, "limiter")
+    return LimiterTarget(
+        "sqlite" if scheme == "sqlite" else "redis",
+        location,
+        source,
+        lease_ttl=ours["lease_ttl"],
+        time_scale=ours["time_scale"],
+    )
+
+
+def resolve_limiter(
+    setting: str | None, *, environ: Mapping[str, str] = os.environ, argument: str = "limiter="
+) -> LimiterTarget | None:
+    """The shared store a ``limiter=`` setting names; None: a budget in this process.
+
+    ``None`` reads ``SIGLA_LIMITER_URL`` (blank: none).
+    """
+    if setting is None:
+        raw = environ.get(LIMITER_ENV, "")
+        return parse_limiter_url(raw, LIMITER_ENV) if raw.strip() else None
+    if isinstance(setting, str):
+        return parse_limiter_url(setting, argument)
+    raise ConfigurationError(f"{argument} must be a URL: {_ALLOWED}; got {shown(setting)}.")
+
+
+def open_store(target: LimiterTarget) -> LimitStore:
+    """Open (and check) the store a target names; one per target and process."""
+    key = (target.scheme, target.location, os.getpid())
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            if target.scheme == "sqlite":
+                from ._limits_sqlite import SQLiteLimitStore
+
+                store = SQLiteLimitStore(target.location, source=target.source)
+            else:
+                from ._limits_redis import RedisLimitStore
+
+                store = RedisLimitStore(target.location, source=target.source)
+            _stores[key] = store
+        return store
+
+
+_stores: dict[tuple[str, str, int], LimitStore] = {}
+_stores_lock = threading.Lock()
+
+
+def budget_name(endpoint: str, model: str, who: str | None) -> str:
+    """``endpoint|model|digest``: readable by an operator, holding no credential.
+
+    ``endpoint`` is the settings' (credentials in its URL were taken out when it was
+    resolved); ``who`` is already a SHA-256 digest of the credential; a few characters
+    more than a collision needs are kept.
+    """
+    return f"{endpoint}|{model.lower()}|{(who or 'anonymous')[:32]}"
+
+
+# ---------------------------------------------------------------- leases
+
+
+class _Renewer:
+    """One daemon thread per process renewing every lease it holds, each third of a TTL."""
+
+    def __init__(self) -> None:
+        self._holders: weakref.WeakSet[SharedSlots] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def watch(self, slots: SharedSlots) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's thread is not here
+                self.__init__()  # type: ignore[misc]
+            self._holders.add(slots)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="sigla-lease-renewer", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            holders = list(self._holders)
+            every = min((h.ttl for h in holders), default=LEASE_TTL) / 3
+            self._wake.wait(every)
+            for holder in holders:
+                try:
+                    holder.renew()
+                except Exception as exc:  # the store is down: calls will say so
+                    logger.warning("sigla: could not renew leases in %s: %s", holder.where, exc)
+
+
+_renewer = _Renewer()
+
+
+class SharedSlots:
+    """A concurrent-request cap held as leases in the store; :class:`~sigla._slots.Slots`'
+    interface. ``capacity`` None: the budget's learned concurrency."""
+
+    def __init__(
+        self,
+        store: LimitStore,
+        budget: str,
+        kind: str,
+        capacity: int | None,
+        ttl: float,
+        start: float = ADAPTIVE_START,
+    ) -> None:
+        self.store, self.budget, self.kind = store, budget, kind
+        self.capacity = capacity
+        self.ttl = ttl
+        self.start = start
+        self._held: list[str] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    @property
+    def where(self) -> str:
+        return self.store.location
+
+    def _take(self) -> bool:
+        lease = uuid.uuid4().hex
+        if not self.store.lease(self.budget, self.kind, lease, self.capacity, self.ttl, self.start):
+            return False
+        with self._lock:
+            if self._pid != os.getpid():
+                self._held, self._pid = [], os.getpid()
+            self._held.append(lease)
+        _renewer.watch(self)
+        return True
+
+    def acquire(self, timeout: float | None) -> bool:
+        """Take a lease, polling the store up to ``timeout`` s (None: as long as it takes)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _POLL_FIRST
+        while not self._take():
+            if deadline is not None and time.monotonic() + pause > deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 1.5, _POLL_MOST)
+        return True
+
+    async def aacquire(self, timeout: float | None) -> bool:
+        """:meth:`acquire` for the event loop (each store call takes well under 1 ms)."""
+        import asyncio
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _POLL_FIRST
+        while not self._take():
+            if deadline is not None and time.monotonic() + pause > deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, _POLL_MOST)
+        return True
+
+    def release(self) -> None:
+        with self._lock:
+            lease = self._held.pop() if self._held else None
+        if lease is not None:
+            self.store.release(self.budget, self.kind, lease)
+
+    def renew(self) -> None:
+        with self._lock:
+            held = list(self._held) if self._pid == os.getpid() else []
+        if held:
+            self.store.renew(self.budget, self.kind, held, self.ttl)
+
+
+class SharedAdaptive:
+    """The learned concurrency kept in the store: :class:`~sigla._slots.AdaptiveConcurrency`'s
+    interface. :attr:`round` is the one last seen (each booking reads it)."""
+
+    def __init__(self, store: LimitStore, budget: str, start: int, ceiling: int, ttl: float):
+        self.store, self.budget = store, budget
+        self.ceiling = ceiling
+        self.start = float(start)
+        self.slots = SharedSlots(store, budget, "a", None, ttl, start=self.start)
+        self.round = 0
+        self._value = self.start
+
+    @property
+    def value(self) -> float:
+        learned = self.store.learn(self.budget, self.start, self.ceiling)
+        self._value, self.round = learned
+        return learned.value
+
+    def seen(self, learned: Learned) -> None:
+        self._value, self.round = learned
+
+    def succeeded(self) -> None:
+        if self._value < self.ceiling:  # at the ceiling a success changes nothing
+            self.seen(self.store.learn(self.budget, self.start, self.ceiling, succeeded=True))
+
+    def overloaded(self, sent_in_round: int, stated: int | None = None) -> None:
+        if stated is not None:  # the service said what its cap is: never grow past it
+            self.ceiling = max(1, min(stated, self.ceiling))
+        self.seen(
+            self.store.learn(
+                self.budget, self.start, self.ceiling, sent_in_round=sent_in_round, stated=stated
+            )
+        )
+
+
+# ---------------------------------------------------------------- the budget
+
+
+class SharedLimiter:
+    """One budget in a shared store, with :class:`~sigla._limits.Limiter`'s interface.
+
+    Bookings are tickets (opaque ids), not times: several processes may book the same
+    instant.
+    """
+
+    def __init__(
+        self,
+        store: LimitStore,
+        budget: str,
+        limits: RateLimits,
+        clock: Callable[[], float],
+        *,
+        lease_ttl: float = LEASE_TTL,
+        time_scale: float = 1.0,
+    ) -> None:
+        self.store, self.budget, self.limits, self.clock = store, budget, limits, clock
+        self.explicit = True
+        self._scale = time_scale
+        self._minute = MINUTE * time_scale
+        self._margins = {name: MARGIN[span] * time_scale for name, span in _SPANS.items()}
+        self._windows = [
+            (span * time_scale + self._margins[name], size, name)
+            for name, span, size in (
+                ("minute", MINUTE, limits.requests_per_minute),
+                ("day", DAY, limits.requests_per_day),
+            )
+            if size
+        ]
+        self._keep = max([span for span, _, _ in self._windows] + [self._token_span])
+        self.slots = (
+            SharedSlots(store, budget, "c", limits.concurrent_requests, lease_ttl)
+            if limits.concurrent_requests
+            else None
+        )
+        ceiling = min(
+            limits.concurrent_requests or ADAPTIVE_CEILING,
+            limits.requests_per_minute or ADAPTIVE_CEILING,
+        )
+        start = min(limits.concurrent_requests or ADAPTIVE_START, ceiling)
+        self.adaptive = SharedAdaptive(store, budget, start, ceiling, lease_ttl)
+
+    @property
+    def _token_span(self) -> float:
+        return self._minute + self._margins["minute"]
+
+    def __repr__(self) -> str:
+        return f"SharedLimiter({self.store.location!r}, limits=({self.limits}))"
+
+    # -- windows
+
+    def book(self, max_wait: float, tokens: int = 0, patient: bool = False) -> tuple[str, float]:
+        """Book a slot in the shared windows: ``(ticket, seconds to wait)``; see
+        :meth:`~sigla._limits.Limiter.book`."""
+        ticket = uuid.uuid4().hex
+        tpm = self.limits.tokens_per_minute or 0
+        allow = {
+            "day": max_wait + self._margins["day"],
+            "minute": _FOREVER if patient else max_wait + self._margins["minute"],
+        }
+        allow["minute (tokens)"] = allow["minute"]
+        answer = self.store.book(
+            self.budget,
+            ticket,
+            self._windows,
+            self._keep,
+            tokens if tpm else 0,
+            tpm,
+            self._token_span,
+            allow,
+        )
+        if not answer.booked:
+            which, wait = answer.which, answer.wait
+            raise RateLimitError(
+                f"sigla's shared client-side limit ({self.limits}, in {self.store.location}) "
+                f"is used up for this {which}: the next request may go in {wait:.0f} s, over "
+                f"max_retry_wait={max_wait:g} s. Try again later, or pass limits= to change "
+                "the limits.",
+                status_code=429,
+                client_side=True,
+                retry_after=wait,
+                limit_type=f"sigla {'tokens' if 'tokens' in which else 'requests'} per "
+                + ("day" if which == "day" else "minute"),
+            )
+        return ticket, answer.wait
+
+    def cancel(self, slot: str, tokens: int = 0) -> None:
+        self.store.cancel(self.budget, slot)
+
+    def sent(self, slot: str, tokens: int = 0) -> str:
+        self.store.sent(self.budget, slot)
+        return slot
+
+    def settle(self, slot: str, estimated: int, used: int) -> None:
+        self.store.settle(self.budget, slot, used)
+
+    # -- the pause a 429 asks for
+
+    def pause(self, seconds: float, limit_type: str | None = None) -> None:
+        self.store.pause(self.budget, seconds, limit_type)
+
+    @property
+    def paused_until(self) -> float:
+        """When the pause ends, on this process's :attr:`clock` (-inf: not paused)."""
+        left, _ = self.store.paused(self.budget)
+        return self.clock() + left if left > 0 else float("-inf")
+
+    def paused_for(self, max_wait: float) -> float:
+        left, limit_type = self.store.paused(self.budget)
+        if left <= 0:
+            return 0.0
+        if left > max_wait:
+            raise RateLimitError(
+                f"The service asked every request of this model to wait {describe_wait(left)} "
+                f"(a 429 seen by a worker sharing {self.store.location}), longer than "
+                f"max_retry_wait={max_wait:g} s, so sigla did not send this one. Try again "
+                "later, or raise max_retry_wait.",
+                status_code=429,
+                client_side=True,
+                retry_after=left,
+                limit_type=limit_type,
+            )
+        return left
+
+    # -- concurrent requests
+
+    def _no_slot(self, timeout: float | None) -> RateLimitError:
+        return RateLimitError(
+            f"No concurrent-request slot of sigla's shared client-side limit ({self.limits}, "
+            f"in {self.store.location}) freed within {timeout:g} s: other workers hold them "
+            "all (a worker that died frees its slots within lease_ttl).",
+            status_code=429,
+            client_side=True,
+            retry_after=None,
+            limit_type="sigla concurrent requests",
+        )
+
+    def acquire(self, timeout: float | None) -> None:
+        if self.slots is not None and not self.slots.acquire(timeout):
+            raise self._no_slot(timeout)
+
+    async def aacquire(self, timeout: float | None) -> None:
+        if self.slots is not None and not await self.slots.aacquire(timeout):
+            raise self._no_slot(timeout)
+
+    def release(self) -> None:
+        if self.slots is not None:
+            self.slots.release()
+
+
+_SPANS = {"minute": MINUTE, "day": DAY}
