@@ -35,8 +35,8 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 """
 
-# KEYS: b, t. ARGV: ticket, keep, tokens, tpm, token_span, then per window span, size,
-# name, allow; the last pair: "minute (tokens)", allow.
+# KEYS: b, t. ARGV: ticket, keep, tokens, tpm, token_span, the longest wait allowed when
+# the minute, the day, the tokens decide; then per window: span, size, name.
 _BOOK = (
     _NOW
     + """
@@ -49,17 +49,15 @@ if #old > 0 then
 end
 local slot, which = now, 'minute'
 local allow = {}
-local i = 6
-while i + 3 <= #ARGV do
+allow['minute'], allow['day'], allow['minute (tokens)'] =
+  tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+for i = 9, #ARGV, 3 do
   local span, size, name = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
-  allow[name] = tonumber(ARGV[i + 3])
   local kth = redis.call('ZREVRANGE', KEYS[1], size - 1, size - 1, 'WITHSCORES')
   if #kth == 2 and tonumber(kth[2]) + span > slot then
     slot, which = tonumber(kth[2]) + span, name
   end
-  i = i + 4
 end
-allow['minute (tokens)'] = tonumber(ARGV[i + 1])
 if tokens > 0 and tpm > 0 then
   local recent = redis.call('ZRANGEBYSCORE', KEYS[1], now - token_span, '+inf', 'WITHSCORES')
   local whens, costs, used = {}, {}, 0
@@ -80,7 +78,7 @@ if tokens > 0 and tpm > 0 then
   if at > slot then slot, which = at, 'minute (tokens)' end
 end
 local wait = slot - now
-if wait > (allow[which] or allow['minute']) then
+if wait > allow[which] then
   return {0, string.format('%.6f', wait), which}
 end
 redis.call('ZADD', KEYS[1], string.format('%.6f', slot), ticket)
@@ -108,10 +106,10 @@ return 1
 _PAUSE = (
     _NOW
     + """
-local until = now + tonumber(ARGV[1])
+local till = now + tonumber(ARGV[1])
 local held = tonumber(redis.call('HGET', KEYS[1], 'p') or '-1')
-if until > held then
-  redis.call('HSET', KEYS[1], 'p', string.format('%.6f', until), 'pt', ARGV[2])
+if till > held then
+  redis.call('HSET', KEYS[1], 'p', string.format('%.6f', till), 'pt', ARGV[2])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
@@ -246,9 +244,9 @@ class RedisLimitStore(LimitStore):
         allow: Mapping[str, float],
     ) -> Booked:
         args: list[Any] = [ticket, repr(keep), tokens, tokens_per_minute, repr(token_span)]
+        args += [repr(allow[name]) for name in ("minute", "day", "minute (tokens)")]
         for span, size, name in windows:
-            args += [repr(span), size, name, repr(allow[name])]
-        args += ["minute (tokens)", repr(allow["minute (tokens)"])]
+            args += [repr(span), size, name]
         booked, wait, which = self._run(
             "book", [self._key(budget, "b"), self._key(budget, "t")], args
         )

@@ -163,3 +163,11 @@ def cache_setting(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "answers.sqlite")
     return str(request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def limiter_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A shared limiter's store, once per backend: a new SQLite file, or an empty Redis."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'limits.db'}"
+    return str(request.getfixturevalue("redis_url"))
