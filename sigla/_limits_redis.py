@@ -80,7 +80,8 @@ if tokens > 0 and tpm > 0 then
   if at > slot then slot, which = at, 'minute (tokens)' end
 end
 local wait = slot - now
-if wait > (allow[which] or allow['minute']) then
+-- no window at all (a concurrency cap alone) leaves only the tokens' allowance, the same
+if wait > (allow[which] or allow['minute'] or allow['minute (tokens)']) then
   return {0, string.format('%.6f', wait), which}
 end
 redis.call('ZADD', KEYS[1], string.format('%.6f', slot), ticket)
