@@ -21,6 +21,7 @@ from ._records import (
     field_of,
     join_batch,
     result_fields,
+    result_names,
     split_batch,
     stopped,
     with_fields,
@@ -154,7 +155,7 @@ class RecordMethods:
             if reason is not None:
                 raise stopped(reason, results)
         added = [result_fields(ANSWER, result) for result in results]
-        return join_batch(batch, shape, rows, added)
+        return join_batch(batch, shape, rows, added, result_names(ANSWER))
 
     def _client(self) -> GitHubLLM:
         return self  # type: ignore[return-value]

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 from ._batch import dooms
 from ._text import shown
@@ -37,13 +37,22 @@ __all__ = [
     "missing",
     "plain",
     "result_fields",
+    "result_names",
+    "run_each",
     "split_batch",
     "stopped",
     "with_fields",
 ]
 
 ERROR, ERROR_TYPE = "error", "error_type"
+T = TypeVar("T")
+R = TypeVar("R")
 Shape = Literal["dataframe", "columns", "records"]
+
+
+def result_names(name: str) -> tuple[str, str, str]:
+    """The fields a result adds to a record: ``name`` (the result), ``error``, ``error_type``."""
+    return (name, ERROR, ERROR_TYPE)
 
 
 def result_fields(name: str, value: str | LLMError | None) -> dict[str, Any]:
@@ -121,6 +130,24 @@ def field_of(record: object, field: str, what: str) -> object:
     return value
 
 
+def run_each(work: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """``[work(item) for item in items]`` on up to ``workers`` threads, results in order.
+
+    The first exception is raised once the calls already running have finished; the
+    calls not started yet never start.
+    """
+    if workers <= 1 or len(items) <= 1:
+        return [work(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor  # only when a batch runs
+
+    pool = ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="sigla-records")
+    try:
+        futures = [pool.submit(work, item) for item in items]
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 # -- batches
 
 
@@ -151,8 +178,8 @@ def split_batch(batch: object) -> tuple[Shape, list[object]]:
             )
         size = next(iter(lengths.values()), 0)
         return "columns", [{name: plain(batch[name][i]) for name in batch} for i in range(size)]
-    if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes, bytearray)):
-        return "records", list(batch)
+    if isinstance(batch, Iterable) and not isinstance(batch, (str, bytes, bytearray)):
+        return "records", list(batch)  # a dask.bag partition may be an iterator
     raise InvalidRequestError(
         "A batch is a pandas DataFrame, a dict of equally long columns (Ray's default "
         f"format) or a list of records, not {shown(batch)}."
@@ -160,16 +187,23 @@ def split_batch(batch: object) -> tuple[Shape, list[object]]:
 
 
 def join_batch(
-    batch: Any, shape: Shape, rows: Sequence[object], added: Sequence[Mapping[str, Any]]
+    batch: Any,
+    shape: Shape,
+    rows: Sequence[object],
+    added: Sequence[Mapping[str, Any]],
+    names: Sequence[str],
 ) -> Any:
-    """``batch`` in its own shape with ``added``'s fields (one mapping per record) set.
+    """``batch`` in its own shape with the fields ``names`` of ``added`` (one mapping per
+    record) set; an empty batch gets the columns too.
 
     A DataFrame and a dict of columns are copied, never changed in place (an engine may
     hold the input for a retry); existing columns of the same names are replaced.
     """
-    names = list(added[0]) if added else []
     if shape == "records":
-        return [with_fields(row, extra) for row, extra in zip(rows, added, strict=True)]
+        return [
+            with_fields(row, {name: extra[name] for name in names})
+            for row, extra in zip(rows, added, strict=True)
+        ]
     values = {name: [extra[name] for extra in added] for name in names}
     if shape == "dataframe":
         out = batch.copy()
