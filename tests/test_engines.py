@@ -372,6 +372,28 @@ def _sent(service: FakeGitHubModels) -> list[str]:
     return [r.body["messages"][-1]["content"] for r in service.requests]
 
 
+def test_spawned_processes_share_one_limiter_and_one_cache(service, store, tmp_path):
+    import multiprocessing
+
+    cache = f"sqlite:///{tmp_path}/answers.db" if store.startswith("sqlite") else store
+    llm = GitHubLLM(
+        token=TOKEN,
+        endpoint=service.url,
+        limits=RateLimits(concurrent_requests=2),
+        limiter=store,
+        cache=cache,
+    )
+    records = _prompts(24)
+    parts = [records[i : i + 8] for i in range(0, 24, 8)]
+    with multiprocessing.get_context("spawn").Pool(3) as pool:  # the client travels pickled
+        first = [row for part in pool.map(llm.chat_batch, parts, chunksize=1) for row in part]
+        again = [row for part in pool.map(llm.chat_batch, parts, chunksize=1) for row in part]
+    assert [r["answer"] for r in first] == [f"Record {i} says hello." for i in range(24)]
+    assert again == first
+    assert sorted(_sent(service)) == sorted(r["prompt"] for r in records), "each paid once"
+    assert service.max_in_flight <= 2
+
+
 @pytest.mark.dask
 def test_a_dask_cluster_shares_one_limiter_and_answers_each_record_once(
     dask_client, service, store
