@@ -1,6 +1,6 @@
 """Packaging for sigla. Extras: llm (the model client), server, tokens (exact token counts for
-Mistral models, used by sigla.capsules), redis (a response cache shared through Redis), dev
-(tests and lint)."""
+Mistral models, used by sigla.capsules), redis (a response cache shared through Redis), dask
+(running chat_batch/summarize_batch on a dask.distributed cluster), dev (tests and lint)."""
 
 from pathlib import Path
 
@@ -14,9 +14,13 @@ SERVER = ["fastapi>=0.110", "uvicorn>=0.29"]
 # with numpy, pydantic and tiktoken; loading the tokenizer takes 2-3 s, once per process).
 TOKENS = ["mistral-common>=1.5"]
 REDIS = ["redis>=5"]  # redis-py: cache="redis://host:6379/1" (tests also need redis-server)
+# Only the tests need it: chat_batch and summarize_batch import no engine library.
+DASK = ["dask[distributed]>=2024.8"]
 DEV = [
     *LLM,
     *REDIS,
+    *DASK,
+    "pandas>=2",  # the DataFrame batches of the engine tests
     "pytest>=8",
     "pytest-asyncio>=0.23",
     "pytest-timeout>=2.3",
@@ -41,6 +45,7 @@ setup(
         "server": LLM + SERVER,
         "tokens": TOKENS,
         "redis": REDIS,
+        "dask": DASK,
         "dev": DEV,
     },
     entry_points={"console_scripts": ["sigla=sigla.cli:main"]},

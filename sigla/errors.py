@@ -35,6 +35,8 @@ attribute of these classes carries the credential.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "LLMError",
     "ConfigurationError",
@@ -66,6 +68,12 @@ class LLMError(RuntimeError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by state rather than by ``__init__``'s arguments, which subclasses make
+        keyword-only: a data engine (Dask, Ray, Spark) ships a worker's error to the driver,
+        and one that cannot be unpickled there hides what went wrong."""
+        return (_unpickle_error, (type(self), self.message, dict(self.__dict__)))
 
 
 class ConfigurationError(LLMError):
@@ -251,3 +259,12 @@ class BatchError(LLMError):
     def errors(self) -> list[tuple[int, LLMError]]:
         """The failed items as ``(index, error)``, not-attempted ones included."""
         return [(i, r) for i, r in enumerate(self.results) if isinstance(r, LLMError)]
+
+
+def _unpickle_error(cls: type[LLMError], message: str, state: dict[str, Any]) -> LLMError:
+    """Rebuild an error pickled by :meth:`LLMError.__reduce__` without calling its
+    ``__init__``."""
+    error = cls.__new__(cls, message)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error

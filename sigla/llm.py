@@ -39,6 +39,7 @@ from ._core import (
     wire_for,
 )
 from ._limits import RateLimits, limiter_for
+from ._record_api import RecordMethods
 from ._retry import CallBudget
 from ._secret import Secret
 from ._streams import AsyncTextStream, Outcome, TextStream
@@ -115,7 +116,7 @@ async def _asyncio_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-class GitHubLLM(BatchMethods, AsyncMethods):
+class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
     """A chat model: ``chat()`` returns text, ``stream()`` yields it as it arrives.
 
     Example::
