@@ -194,6 +194,13 @@ def _batch_options(helps: Mapping[str, str]) -> Callable[[Command], Command]:
             "SIGLA_CACHE_URL). A run stopped half way resumes without paying twice.",
         ),
         click.option(
+            "--limiter",
+            metavar="URL",
+            help="Share the rate-limit budget with other processes through this store: "
+            "sqlite:///limits.db or redis://host:6379/0 (default: SIGLA_LIMITER_URL, else this "
+            "process only).",
+        ),
+        click.option(
             "--progress/--no-progress",
             default=None,
             help="A progress bar on stderr (default: when stderr is a terminal).",
@@ -247,6 +254,7 @@ def add_batch_commands(
         max_retries: int | None,
         concurrency: int | None,
         cache: str | None,
+        limiter: str | None,
         progress: bool | None,
     ) -> None:
         """Answer every prompt of FILE (or stdin when -): one per line, or JSON Lines with
@@ -256,6 +264,7 @@ def add_batch_commands(
         items = parse_items(_read_lines(source))
         llm = _client(
             cache,
+            limiter=limiter,
             model=model,
             temperature=temperature,
             provider=provider,
@@ -352,6 +361,7 @@ def add_summarize_command(
         max_retries: int | None,
         concurrency: int | None,
         cache: str | None,
+        limiter: str | None,
         progress: bool | None,
     ) -> None:
         """Summarise the capsules of FILE (or stdin when -): a JSON list or JSON Lines of
@@ -361,6 +371,7 @@ def add_summarize_command(
         capsules = read_capsules(source)
         llm = _client(
             cache,
+            limiter=limiter,
             model=model,
             provider=provider,
             endpoint=endpoint,

@@ -107,6 +107,39 @@ def doctor_rows(setting: str | None) -> tuple[list[str], bool]:
     return [*rows, "cache check   OK: it opens and answers a lookup"], True
 
 
+def limiter_doctor_rows(
+    setting: str | None, endpoint: str, model: str, who: str | None
+) -> tuple[list[str], bool]:
+    """``sigla doctor``'s limiter lines: the shared store (or none), where the setting came
+    from, and whether the store answers, with what it holds for the budget of ``endpoint``,
+    ``model`` and the credential's digest ``who``. Opening an SQLite file creates it:
+    harmless, it is where the first request would put it."""
+    from ._shared_limits import budget_name, open_store, resolve_limiter
+    from .errors import ConfigurationError
+
+    try:
+        target = resolve_limiter(setting, argument="--limiter")
+    except ConfigurationError as error:
+        return [f"limiter       FAILED: {error}"], False
+    if target is None:
+        return [
+            "limiter       this process only (set SIGLA_LIMITER_URL, or pass --limiter, to "
+            "share the budget with other processes)"
+        ], True
+    rows = [f"limiter       {target.shown}   (from {target.source})"]
+    try:
+        state = open_store(target).snapshot(budget_name(endpoint, model, who))
+    except ConfigurationError as error:
+        return [*rows, f"limiter check FAILED: {error}"], False
+    leases = sum(state["leases"].values())
+    paused = f"paused for {state['paused_for']:.0f} s" if state["paused_for"] > 0 else "not paused"
+    return [
+        *rows,
+        f"limiter check OK: it answers; this budget holds {state['bookings']} recent "
+        f"bookings and {leases} requests in flight, {paused}",
+    ], True
+
+
 def _stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 

@@ -427,6 +427,11 @@ def _retirement_rows() -> list[str]:
 @click.option("-m", "--model", help=_MODEL_HELP)
 @click.option("-e", "--endpoint", help=_ENDPOINT_HELP)
 @click.option("--cache", "cache", metavar="URL", help=_CACHE_HELP)
+@click.option(
+    "--limiter",
+    metavar="URL",
+    help="The shared rate-limit store to check (default: SIGLA_LIMITER_URL).",
+)
 @click.option("--no-request", is_flag=True, help="Only show the configuration.")
 @_command
 def doctor(
@@ -434,13 +439,14 @@ def doctor(
     model: str | None,
     endpoint: str | None,
     cache: str | None,
+    limiter: str | None,
     no_request: bool,
 ) -> None:
     """Show the resolved configuration and where each value came from, check that the
-    response cache opens, then try one request."""
+    response cache and the shared limiter's store answer, then try one request."""
     import time
 
-    from ._cli_cache import doctor_rows
+    from ._cli_cache import doctor_rows, limiter_doctor_rows
     from ._config import resolve_settings
     from ._sdk import sdk_version
     from .llm import GitHubLLM
@@ -476,12 +482,14 @@ def doctor(
         for line in _retirement_rows():
             click.echo(line)
     cache_lines, cache_ok = doctor_rows(cache)  # opening it is no request: always checked
-    for line in cache_lines:
+    who = settings.token.digest if settings.token is not None else None
+    limiter_lines, limiter_ok = limiter_doctor_rows(limiter, settings.endpoint, settings.model, who)
+    for line in cache_lines + limiter_lines:
         click.echo(_in_cli_words(line))
     if not found and spec.credential_required:
         click.echo(f"check         FAILED: {_missing_credential(settings, retirement=False)}")
         sys.exit(EXIT_USAGE)
-    if not cache_ok:
+    if not (cache_ok and limiter_ok):
         sys.exit(EXIT_USAGE)
     if no_request:
         return
@@ -494,6 +502,7 @@ def doctor(
             max_retries=1,
             max_retry_wait=5,
             cache=False,  # the check asks the model itself: a cached "OK" would prove nothing
+            limiter=limiter,  # and counts in the shared budget, as any request does
         )
         started = time.perf_counter()
         result = llm.complete("Reply with OK.", max_tokens=5)

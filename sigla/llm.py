@@ -68,6 +68,7 @@ from .errors import (
     PermissionDeniedError,
     RateLimitError,
     ServerError,
+    StoreUnavailableError,
     StreamError,
 )
 
@@ -85,6 +86,7 @@ __all__ = [
     "ConfigurationError",
     "MissingTokenError",
     "MissingDependencyError",
+    "StoreUnavailableError",
     "InvalidRequestError",
     "APIConnectionError",
     "APITimeoutError",

@@ -39,7 +39,8 @@ def options(url: str, **query: float) -> str:
 def budget(url: str, limits: RateLimits, **query: float) -> SharedLimiter:
     """A shared limiter of a budget of its own (another test's leftovers never count)."""
     target = parse_limiter_url(options(url, **query), "test")
-    made = limiter_for(ENDPOINT, f"m-{uuid.uuid4().hex[:8]}", "d", limits, time.monotonic, store=target)
+    model = f"m-{uuid.uuid4().hex[:8]}"
+    made = limiter_for(ENDPOINT, model, "d", limits, time.monotonic, store=target)
     assert isinstance(made, SharedLimiter)
     return made
 
@@ -367,6 +368,60 @@ def test_a_pickled_client_keeps_its_shared_budget(tmp_path):
 
 
 def test_import_sigla_llm_opens_no_store_library():
-    code = "import sys, sigla.llm; print(sorted(m for m in ('redis', 'sqlite3', 'sigla._shared_limits') if m in sys.modules))"
+    names = "('redis', 'sqlite3', 'sigla._shared_limits')"
+    code = f"import sys, sigla.llm; print(sorted(m for m in {names} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_doctor_checks_the_shared_limiter_and_fails_when_it_is_down(limiter_url, start_redis):
+    from click.testing import CliRunner
+
+    from sigla.cli import main
+
+    with FakeGitHubModels() as fake:
+        env = {"GITHUB_TOKEN": workers.TOKEN, "SIGLA_LLM_ENDPOINT": fake.url,
+               "SIGLA_LIMITER_URL": limiter_url}
+        result = CliRunner().invoke(main, ["doctor"], env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert "limiter check OK" in result.output
+        assert "(from SIGLA_LIMITER_URL)" in result.output
+        assert "check         OK" in result.output
+        # the check request itself went through the shared budget
+        limiter = GitHubLLM(
+            token=workers.TOKEN, endpoint=fake.url, limiter=limiter_url
+        )._attempts.limiter
+        assert limiter.store.snapshot(limiter.budget)["bookings"] == 1
+        down = start_redis(password="doctor-s3cret")
+        url = down.url
+        down.stop()
+        result = CliRunner().invoke(main, ["doctor", "--limiter", url], env=env)
+        assert result.exit_code == 2, result.output
+        assert "limiter check FAILED" in result.output and "doctor-s3cret" not in result.output
+        assert "redis://:***@127.0.0.1" in result.output
+        result = CliRunner().invoke(main, ["doctor", "--no-request"], env={**env,
+                                    "SIGLA_LIMITER_URL": ""})
+        assert "this process only" in result.output
+
+
+def test_sigla_map_takes_a_limiter(limiter_url, tmp_path):
+    from click.testing import CliRunner
+
+    from sigla.cli import main
+
+    source = tmp_path / "prompts.txt"
+    source.write_text("one\ntwo\n")
+    with FakeGitHubModels() as fake:
+        env = {"GITHUB_TOKEN": workers.TOKEN, "SIGLA_LLM_ENDPOINT": fake.url}
+        result = CliRunner().invoke(
+            main, ["map", str(source), "--limiter", limiter_url, "--no-progress"], env=env,
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        same = GitHubLLM(token=workers.TOKEN, endpoint=fake.url, limiter=limiter_url)
+        limiter = same._attempts.limiter
+        # each request booked its place in the shared store (no window is set here)
+        assert limiter.store.snapshot(limiter.budget)["bookings"] == 2
