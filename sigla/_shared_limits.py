@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from ._cancel import SCOPE
 from ._limits import ADAPTIVE_CEILING, ADAPTIVE_START, DAY, MARGIN, MINUTE, RateLimits
 from ._retry import describe_wait
 from ._stores import masked_url, redis_location, sqlite_location
@@ -69,6 +70,7 @@ logger = logging.getLogger("sigla")
 LIMITER_ENV = "SIGLA_LIMITER_URL"
 LIMITER_FILE_NAME = "limits.db"
 LEASE_TTL = 30.0  # seconds a dead worker's concurrent-request slot stays taken
+MIN_MARGIN = 0.25  # seconds of safety margin kept by a window shortened by time_scale
 _FOREVER = 1e18  # "no bound" for the store scripts (Lua has no infinity literal)
 _POLL_FIRST, _POLL_MOST = 0.001, 0.01  # waiting for a lease: another process frees it
 
@@ -410,10 +412,16 @@ class SharedSlots:
         return True
 
     def acquire(self, timeout: float | None) -> bool:
-        """Take a lease, polling the store up to ``timeout`` s (None: as long as it takes)."""
+        """Take a lease, polling the store up to ``timeout`` s (None: as long as it takes).
+
+        A batch's worker stops waiting once its batch is stopped or cancelled: other
+        processes may hold the leases for long."""
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _POLL_FIRST
+        scope = SCOPE.get()
         while not self._take():
+            if scope is not None:
+                scope.check_send()
             if deadline is not None and time.monotonic() + pause > deadline:
                 return False
             time.sleep(pause)
@@ -505,7 +513,11 @@ class SharedLimiter:
         self.explicit = True
         self._scale = time_scale
         self._minute = MINUTE * time_scale
-        self._margins = {name: MARGIN[span] * time_scale for name, span in _SPANS.items()}
+        # The margin is for clock and network skew, which do not shrink with the windows.
+        self._margins = {
+            name: max(MARGIN[span] * time_scale, min(MARGIN[span], MIN_MARGIN))
+            for name, span in _SPANS.items()
+        }
         self._windows = [
             (span * time_scale + self._margins[name], size, name)
             for name, span, size in (

@@ -28,7 +28,7 @@ from sigla.testing import FakeGitHubModels
 
 ENDPOINT = "http://127.0.0.1:9/"
 SCALE = 0.05  # a "minute" of 3 s (plus a 0.05 s margin)
-MINUTE = 60 * SCALE + 1 * SCALE
+MINUTE = 60 * SCALE + 0.25  # the margin of a shortened window is at least 0.25 s
 
 
 def options(url: str, **query: float) -> str:
