@@ -23,7 +23,6 @@ from ._records import (
     split_batch,
     with_fields,
 )
-from .capsules import summarize_capsules
 from .errors import BatchError, InvalidRequestError, LLMError
 from .llm import GitHubLLM
 
@@ -75,6 +74,8 @@ def summarize_record(
     failed request is an error value; an error that would befall every record (a
     refused credential, a spent daily quota, an unreachable shared store) raises.
     """
+    from .capsules import summarize_capsules  # not at import: capsules imports this module
+
     llm = GitHubLLM() if llm is None else llm
     try:
         summary: str | LLMError = summarize_capsules(

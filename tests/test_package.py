@@ -108,3 +108,30 @@ def test_wire_rewrite_is_pure_and_keeps_mistral_names_for_mistral():
         rewrite_body(body, Wire(seed_field="random_seed", stream_usage=False))
     )
     assert mistral_style["random_seed"] == 1 and "stream_options" not in mistral_style
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    """A worker (Dask, spawn) may import any module first when it unpickles a function:
+    a circular import that works from `import sigla.capsules` must also work the other
+    way round."""
+    import pathlib
+
+    root = pathlib.Path(sigla.llm.__file__).parent
+    names = sorted(
+        "sigla." + ".".join(path.relative_to(root).with_suffix("").parts)
+        for path in root.rglob("*.py")
+        if path.name != "__main__.py"
+    )
+    names = [name.removesuffix(".__init__") for name in names]
+    children = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", f"import {name}"], stderr=subprocess.PIPE, text=True
+        )
+        for name in names
+    }
+    failed = {
+        name: child.communicate(timeout=120)[1].strip().splitlines()[-1:]
+        for name, child in children.items()
+        if child.wait(120) != 0
+    }
+    assert not failed, failed
