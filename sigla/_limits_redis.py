@@ -108,10 +108,10 @@ return 1
 _PAUSE = (
     _NOW
     + """
-local until = now + tonumber(ARGV[1])
+local ends = now + tonumber(ARGV[1])  -- not "until": a reserved word in Lua
 local held = tonumber(redis.call('HGET', KEYS[1], 'p') or '-1')
-if until > held then
-  redis.call('HSET', KEYS[1], 'p', string.format('%.6f', until), 'pt', ARGV[2])
+if ends > held then
+  redis.call('HSET', KEYS[1], 'p', string.format('%.6f', ends), 'pt', ARGV[2])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
