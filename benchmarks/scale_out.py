@@ -173,19 +173,21 @@ def most_in_window(times: Sequence[float], window: float) -> int:
     return most
 
 
-def tried_in_flight(log: Sequence[Any]) -> int:
-    """The most requests that wanted to be in flight at once: at each arrival, the admitted
-    requests still being answered plus the one arriving (refused or not)."""
+def tried_in_flight(log: Sequence[Any], admitted_most: int) -> int:
+    """The most requests that wanted to be in flight at once: the double's own maximum of
+    admitted ones, or, at a refused arrival, the admitted requests still being answered
+    (from the log) plus the one refused. Only refusals are looked at: the double frees a
+    slot just before an answer's last bytes, so the log overlaps admitted neighbours."""
     admitted = [
         (r.received_at, r.finished_at if r.finished_at is not None else float("inf"))
         for r in log
         if r.status != 429
     ]
-    most = 0
+    most = admitted_most
     for r in log:
-        at = r.received_at
-        held = sum(1 for start, end in admitted if start < at < end)
-        most = max(most, held + 1)
+        if r.status == 429:
+            at = r.received_at
+            most = max(most, 1 + sum(1 for start, end in admitted if start < at < end))
     return most
 
 
@@ -292,7 +294,7 @@ def scale_run(
         run.refused = sum(r.status == 429 for r in log)
         run.refusals = dict(fake.refusals)
         run.max_in_flight = fake.max_in_flight
-        run.tried = tried_in_flight(log)
+        run.tried = tried_in_flight(log, run.max_in_flight)
         run.most_per_window = most_in_window(sorted(r.received_at for r in log), run.window)
         done = [r.finished_at for r in log if r.finished_at is not None]
         run.span = max(done) - started if done else 0.0
