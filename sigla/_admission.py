@@ -107,7 +107,7 @@ class Admission:
         bound) and ``("slot", timeout)`` (the known cap's slot). Each step resumes only
         once done; the bookkeeping between them is shared, I/O-free."""
         limiter = self.limiter
-        waited, wait = limiter.paused_until, limiter.paused_for(self._max_wait)
+        waited, wait = limiter.pause_check(self._max_wait)
         if wait > 0:
             self._pause_notice(wait)
             yield "sleep", wait
@@ -117,7 +117,7 @@ class Admission:
         yield "slot", None if batch else self._max_wait
         self._holding = True
         # A pause set while this one waited for its slot (not the one it slept out).
-        wait = limiter.paused_for(self._max_wait) if limiter.paused_until > waited else 0
+        _, wait = limiter.pause_check(self._max_wait, after=waited)
         if wait > 0:
             self._pause_notice(wait)
             yield "sleep", wait

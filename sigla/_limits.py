@@ -292,6 +292,13 @@ class Limiter:
         """When the latest pause ends, on :attr:`clock` (-inf: never paused)."""
         return self._paused_until
 
+    def pause_check(self, max_wait: float, after: float = float("-inf")) -> tuple[float, float]:
+        """The latest pause's end (a stamp to compare with a later check's) and the seconds
+        it still holds every request (0: none), ignoring a pause that ends at or before
+        ``after`` (one already waited out); raises over ``max_wait`` as :meth:`paused_for`."""
+        until = self._paused_until
+        return until, (self.paused_for(max_wait) if until > after else 0.0)
+
     def paused_for(self, max_wait: float) -> float:
         """Seconds every request must still wait (0: none); raises over ``max_wait``."""
         left = self._paused_until - self.clock()

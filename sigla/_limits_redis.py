@@ -121,8 +121,8 @@ _PAUSED = (
     _NOW
     + """
 local got = redis.call('HMGET', KEYS[1], 'p', 'pt')
-if not got[1] then return {'0', false} end
-return {string.format('%.6f', tonumber(got[1]) - now), got[2]}
+if not got[1] then return {'0', false, '-inf'} end
+return {string.format('%.6f', tonumber(got[1]) - now), got[2], got[1]}
 """
 )
 
@@ -277,9 +277,10 @@ class RedisLimitStore(LimitStore):
             "pause", [self._key(budget, "s")], [repr(seconds), limit_type or "", _STATE_TTL]
         )
 
-    def paused(self, budget: str) -> tuple[float, str | None]:
-        left, limit_type = self._run("paused", [self._key(budget, "s")], [])
-        return float(left), (_text(limit_type) or None) if limit_type else None
+    def paused(self, budget: str) -> tuple[float, str | None, float]:
+        left, limit_type, until = self._run("paused", [self._key(budget, "s")], [])
+        shown = (_text(limit_type) or None) if limit_type else None
+        return float(left), shown, float(until)
 
     def learn(
         self,
@@ -337,7 +338,7 @@ class RedisLimitStore(LimitStore):
                 for kind in ("a", "c")
             }
             learned = self._client.hget(self._key(budget, "s"), "v")
-        left, _ = self.paused(budget)
+        left, _, _ = self.paused(budget)
         return {
             "bookings": booked,
             "leases": {kind: n for kind, n in leases.items() if n},

@@ -236,14 +236,14 @@ class SQLiteLimitStore(LimitStore):
 
         self._transaction(work)
 
-    def paused(self, budget: str) -> tuple[float, str | None]:
-        def work(db: sqlite3.Connection, now: float) -> tuple[float, str | None]:
+    def paused(self, budget: str) -> tuple[float, str | None, float]:
+        def work(db: sqlite3.Connection, now: float) -> tuple[float, str | None, float]:
             row = db.execute(
                 "SELECT paused_until, pause_type FROM budgets WHERE budget = ?", (budget,)
             ).fetchone()
             if row is None or row[0] is None:
-                return 0.0, None
-            return float(row[0]) - now, row[1]
+                return 0.0, None, float("-inf")
+            return float(row[0]) - now, row[1], float(row[0])
 
         return self._transaction(work)
 

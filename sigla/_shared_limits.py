@@ -72,7 +72,7 @@ LIMITER_FILE_NAME = "limits.db"
 LEASE_TTL = 30.0  # seconds a dead worker's concurrent-request slot stays taken
 MIN_MARGIN = 0.25  # seconds of safety margin kept by a window shortened by time_scale
 _FOREVER = 1e18  # "no bound" for the store scripts (Lua has no infinity literal)
-_POLL_FIRST, _POLL_MOST = 0.001, 0.01  # waiting for a lease: another process frees it
+_POLL_FIRST, _POLL_MOST = 0.001, 0.02  # waiting for a lease: another process frees it
 
 
 class Booked(NamedTuple):
@@ -133,8 +133,9 @@ class LimitStore(ABC):
         """Hold every request of the budget for ``seconds`` from now (the longest wins)."""
 
     @abstractmethod
-    def paused(self, budget: str) -> tuple[float, str | None]:
-        """Seconds the budget's pause still lasts (<= 0: none), and its limit type."""
+    def paused(self, budget: str) -> tuple[float, str | None, float]:
+        """Seconds the budget's pause still lasts (<= 0: none), its limit type, and when
+        it ends on the store's clock (-inf: never paused)."""
 
     @abstractmethod
     def lease(
@@ -394,6 +395,8 @@ class SharedSlots:
         self.start = start
         self._held: list[str] = []
         self._lock = threading.Lock()
+        self._turn = threading.Condition()  # whose turn it is to poll the store
+        self._polling = False
         self._pid = os.getpid()
 
     @property
@@ -414,19 +417,46 @@ class SharedSlots:
     def acquire(self, timeout: float | None) -> bool:
         """Take a lease, polling the store up to ``timeout`` s (None: as long as it takes).
 
-        A batch's worker stops waiting once its batch is stopped or cancelled: other
-        processes may hold the leases for long."""
+        One thread of the process polls at a time, backing off to :data:`_POLL_MOST`; the
+        others wait for it locally, so waiting threads cost no store traffic and no CPU.
+        A lease this process gives back wakes the poller at once. A batch's worker stops
+        waiting once its batch is stopped or cancelled (other processes may hold the
+        leases for long)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        pause = _POLL_FIRST
         scope = SCOPE.get()
-        while not self._take():
+        with self._turn:
+            while True:
+                if scope is not None:
+                    scope.check_send()
+                if not self._polling:
+                    self._polling = True
+                    try:
+                        return self._poll(deadline, scope)
+                    finally:
+                        self._polling = False
+                        self._turn.notify()  # the next waiter polls now
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._turn.wait(_POLL_MOST if left is None else min(left, _POLL_MOST))
+
+    def _poll(self, deadline: float | None, scope: Any) -> bool:
+        """The poller's loop (holding :attr:`_turn`, released around each store call)."""
+        pause = _POLL_FIRST
+        while True:
+            self._turn.release()
+            try:
+                if self._take():
+                    return True
+            finally:
+                self._turn.acquire()
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._turn.wait(pause if left is None else min(pause, left))  # a release wakes it
+            pause = min(pause * 1.5, _POLL_MOST)
             if scope is not None:
                 scope.check_send()
-            if deadline is not None and time.monotonic() + pause > deadline:
-                return False
-            time.sleep(pause)
-            pause = min(pause * 1.5, _POLL_MOST)
-        return True
 
     async def aacquire(self, timeout: float | None) -> bool:
         """:meth:`acquire` for the event loop (each store call takes well under 1 ms)."""
@@ -446,6 +476,8 @@ class SharedSlots:
             lease = self._held.pop() if self._held else None
         if lease is not None:
             self.store.release(self.budget, self.kind, lease)
+            with self._turn:
+                self._turn.notify_all()  # a lease is free: the poller tries at once
 
     def renew(self) -> None:
         with self._lock:
@@ -600,12 +632,19 @@ class SharedLimiter:
 
     @property
     def paused_until(self) -> float:
-        """When the pause ends, on this process's :attr:`clock` (-inf: not paused)."""
-        left, _ = self.store.paused(self.budget)
-        return self.clock() + left if left > 0 else float("-inf")
+        """When the pause ends, on the store's clock (-inf: never paused)."""
+        return self.store.paused(self.budget)[2]
+
+    def pause_check(self, max_wait: float, after: float = float("-inf")) -> tuple[float, float]:
+        """:meth:`~sigla._limits.Limiter.pause_check` in one read of the store."""
+        left, limit_type, until = self.store.paused(self.budget)
+        return until, (self._wait_out(left, limit_type, max_wait) if until > after else 0.0)
 
     def paused_for(self, max_wait: float) -> float:
-        left, limit_type = self.store.paused(self.budget)
+        left, limit_type, _ = self.store.paused(self.budget)
+        return self._wait_out(left, limit_type, max_wait)
+
+    def _wait_out(self, left: float, limit_type: str | None, max_wait: float) -> float:
         if left <= 0:
             return 0.0
         if left > max_wait:

@@ -106,6 +106,15 @@ def test_tokens_per_minute_count_estimates_then_the_usage(limiter_url):
     assert limiter.book(0.5, tokens=30)[1] == pytest.approx(0.0, abs=0.01)
 
 
+def test_tokens_wait_only_until_enough_of_them_age_out(limiter_url):
+    limiter = budget(limiter_url, RateLimits(tokens_per_minute=100), time_scale=SCALE)
+    limiter.book(60, tokens=60)
+    time.sleep(0.5)
+    limiter.book(60, tokens=30)
+    _, wait = limiter.book(60, tokens=30, patient=True)  # 120: the first 60 must go
+    assert MINUTE - 0.5 - 0.15 < wait < MINUTE - 0.5 + 0.05  # not the second's expiry
+
+
 def test_a_late_send_moves_the_booking_to_when_it_left(limiter_url):
     limiter = budget(limiter_url, RateLimits(requests_per_minute=1), time_scale=SCALE)
     ticket, _ = limiter.book(60)
@@ -143,6 +152,9 @@ async def test_the_async_twin_waits_for_a_lease_without_blocking_the_loop(limite
     assert not waiting.done()
     limiter.release()
     await asyncio.wait_for(waiting, 2.0)
+    with pytest.raises(errors.RateLimitError) as caught:  # held: the wait is bounded
+        await limiter.aacquire(0.05)
+    assert caught.value.limit_type == "sigla concurrent requests"
     limiter.release()
 
 
@@ -207,6 +219,9 @@ def test_the_learned_concurrency_is_shared(limiter_url):
     limiter.adaptive.overloaded(0)  # the same burst, seen late by another worker: once
     assert other.adaptive.value == pytest.approx(max(1.0, start / 2))
     limiter.adaptive.overloaded(limiter.adaptive.round, stated=3)
+    assert other.adaptive.value == 3.0
+    for _ in range(5):  # successes never grow it past the cap the service stated
+        limiter.adaptive.succeeded()
     assert other.adaptive.value == 3.0
     # the learned value is also the cap of the "a" leases a learning batch takes
     seats = limiter.adaptive.slots
