@@ -52,7 +52,7 @@ from ._limits import ADAPTIVE_CEILING, ADAPTIVE_START, DAY, MARGIN, MINUTE, Rate
 from ._retry import describe_wait
 from ._stores import masked_url, redis_location, sqlite_location
 from ._text import shown
-from .errors import ConfigurationError, RateLimitError
+from .errors import ConfigurationError, RateLimitError, StoreUnavailableError
 
 __all__ = [
     "LIMITER_ENV",
@@ -340,6 +340,17 @@ def budget_name(endpoint: str, model: str, who: str | None) -> str:
 # ---------------------------------------------------------------- leases
 
 
+def _after_answer(action: Callable[[], object], what: str, where: str) -> None:
+    """Run a store write that follows a request (freeing its lease, settling its tokens,
+    learning from it): if the store is gone meanwhile, warn and go on. The answer was
+    received and must not be lost for bookkeeping; the next request's own store calls fail
+    loudly, and a lease left behind expires within its TTL."""
+    try:
+        action()
+    except StoreUnavailableError as exc:
+        logger.warning("sigla: could not %s in %s: %s", what, where, exc.message)
+
+
 class _Renewer:
     """One daemon thread per process renewing every lease it holds, each third of a TTL."""
 
@@ -475,7 +486,11 @@ class SharedSlots:
         with self._lock:
             lease = self._held.pop() if self._held else None
         if lease is not None:
-            self.store.release(self.budget, self.kind, lease)
+            _after_answer(
+                lambda: self.store.release(self.budget, self.kind, lease),
+                "free a concurrent-request lease",
+                self.where,
+            )
             with self._turn:
                 self._turn.notify_all()  # a lease is free: the poller tries at once
 
@@ -509,15 +524,29 @@ class SharedAdaptive:
 
     def succeeded(self) -> None:
         if self._value < self.ceiling:  # at the ceiling a success changes nothing
-            self.seen(self.store.learn(self.budget, self.start, self.ceiling, succeeded=True))
+            _after_answer(
+                lambda: self.seen(
+                    self.store.learn(self.budget, self.start, self.ceiling, succeeded=True)
+                ),
+                "record a success in the learned concurrency",
+                self.store.location,
+            )
 
     def overloaded(self, sent_in_round: int, stated: int | None = None) -> None:
         if stated is not None:  # the service said what its cap is: never grow past it
             self.ceiling = max(1, min(stated, self.ceiling))
-        self.seen(
-            self.store.learn(
-                self.budget, self.start, self.ceiling, sent_in_round=sent_in_round, stated=stated
-            )
+        _after_answer(
+            lambda: self.seen(
+                self.store.learn(
+                    self.budget,
+                    self.start,
+                    self.ceiling,
+                    sent_in_round=sent_in_round,
+                    stated=stated,
+                )
+            ),
+            "lower the learned concurrency",
+            self.store.location,
         )
 
 
@@ -623,12 +652,20 @@ class SharedLimiter:
         return slot
 
     def settle(self, slot: str, estimated: int, used: int) -> None:
-        self.store.settle(self.budget, slot, used)
+        _after_answer(
+            lambda: self.store.settle(self.budget, slot, used),
+            "count an answer's tokens",
+            self.store.location,
+        )
 
     # -- the pause a 429 asks for
 
     def pause(self, seconds: float, limit_type: str | None = None) -> None:
-        self.store.pause(self.budget, seconds, limit_type)
+        _after_answer(
+            lambda: self.store.pause(self.budget, seconds, limit_type),
+            "pause the budget as a 429 asked",
+            self.store.location,
+        )
 
     @property
     def paused_until(self) -> float:

@@ -440,3 +440,55 @@ def test_sigla_map_takes_a_limiter(limiter_url, tmp_path):
         limiter = same._attempts.limiter
         # each request booked its place in the shared store (no window is set here)
         assert limiter.store.snapshot(limiter.budget)["bookings"] == 2
+
+
+def test_a_store_lost_mid_batch_stops_it_keeping_every_answer(start_redis):
+    import threading
+
+    server = start_redis()
+    with FakeGitHubModels(latency=0.05) as fake:
+        llm = GitHubLLM(workers.MODEL, token=workers.TOKEN, endpoint=fake.url,
+                        limits=RateLimits(concurrent_requests=2), limiter=server.url)
+
+        def answered() -> int:
+            return sum(r.status == 200 for r in fake.requests)
+
+        def stop_after_five() -> None:
+            while answered() < 5:
+                time.sleep(0.005)
+            server.stop()
+
+        watcher = threading.Thread(target=stop_after_five)
+        watcher.start()
+        with pytest.raises(errors.BatchError) as caught:
+            llm.map([f"p{i}" for i in range(40)])
+        watcher.join(10)
+        sent = len(fake.requests)
+    results = caught.value.results
+    assert isinstance(caught.value.reason, errors.StoreUnavailableError)
+    answers = [r for r in results if isinstance(r, str)]
+    assert len(answers) == sent >= 5  # every answer received is kept, in its place
+    assert all(r == f"Echo: p{i}" for i, r in enumerate(results) if isinstance(r, str))
+    assert all(isinstance(r, errors.StoreUnavailableError | errors.NotAttemptedError)
+               for r in results if not isinstance(r, str))
+    assert sent < 40  # it stopped: no private budget took over
+
+
+def test_an_answer_in_flight_when_the_store_goes_is_kept(start_redis, caplog):
+    import threading
+
+    server = start_redis()
+    with FakeGitHubModels(latency=0.4) as fake:
+        llm = GitHubLLM(workers.MODEL, token=workers.TOKEN, endpoint=fake.url,
+                        limits=RateLimits(concurrent_requests=2, tokens_per_minute=10**6),
+                        limiter=server.url)
+        got: list[str] = []
+        call = threading.Thread(target=lambda: got.append(llm.chat("kept")))
+        call.start()
+        deadline = time.monotonic() + 10
+        while fake.in_flight == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        server.stop()  # its lease, token count and success can no longer be written
+        call.join(10)
+    assert got == ["Echo: kept"]
+    assert "could not free a concurrent-request lease" in caplog.text
