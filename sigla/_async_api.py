@@ -49,6 +49,8 @@ class AsyncMethods:
             top_p: float | None,
             stop: StopArg,
             seed: int | None,
+            model: str | None = None,
+            response_format: Mapping[str, Any] | None = None,
         ) -> dict[str, Any]: ...
 
         def _cached(self, call: dict[str, Any]) -> tuple[str | None, Completion | None]: ...
@@ -68,9 +70,14 @@ class AsyncMethods:
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> Completion:
         """Async twin of :meth:`complete`."""
-        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        call = self._prepare(
+            prompt, system, messages, temperature, max_tokens, top_p, stop, seed, model,
+            response_format,
+        )
         key, hit = self._cached(call)
         if hit is not None:
             return hit
@@ -100,6 +107,8 @@ class AsyncMethods:
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> str:
         """Async twin of :meth:`chat`."""
         completion = await self.acomplete(
@@ -111,6 +120,8 @@ class AsyncMethods:
             top_p=top_p,
             stop=stop,
             seed=seed,
+            model=model,
+            response_format=response_format,
         )
         return check_filtered(completion).text
 
@@ -125,9 +136,14 @@ class AsyncMethods:
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> AsyncTextStream:
         """Async twin of :meth:`stream`: ``async for piece in llm.astream(...)``."""
-        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        call = self._prepare(
+            prompt, system, messages, temperature, max_tokens, top_p, stop, seed, model,
+            response_format,
+        )
         return AsyncTextStream(lambda stream: self._astream(call, stream))
 
     async def _astream(self, call: dict[str, Any], sink: Outcome) -> AsyncIterator[str]:

@@ -293,6 +293,8 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         top_p: float | None,
         stop: StopArg,
         seed: int | None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         return build_call(
             self.settings,
@@ -302,6 +304,8 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
             top_p=top_p,
             stop=stop,
             seed=seed,
+            model=model,
+            response_format=response_format,
         )
 
     # -- the response cache
@@ -355,12 +359,17 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> Completion:
         """One answer with its ``finish_reason``, ``usage``, ``model`` and ``id``.
 
         A filtered answer is returned (``finish_reason == "content_filter"``), not raised.
         """
-        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        call = self._prepare(
+            prompt, system, messages, temperature, max_tokens, top_p, stop, seed, model,
+            response_format,
+        )
         key, hit = self._cached(call)
         if hit is not None:
             return hit
@@ -387,6 +396,8 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> str:
         """The model's answer to ``prompt`` (or to ``messages=``) as text."""
         return check_filtered(
@@ -399,6 +410,8 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
                 top_p=top_p,
                 stop=stop,
                 seed=seed,
+                model=model,
+                response_format=response_format,
             )
         ).text
 
@@ -413,13 +426,18 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> TextStream:
         """Yield the answer piece by piece as the service sends it.
 
         Raises :class:`~sigla.errors.StreamError` if the stream is cut or ends without a
         ``finish_reason`` (the text received so far is on the error), never ends silently.
         """
-        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        call = self._prepare(
+            prompt, system, messages, temperature, max_tokens, top_p, stop, seed, model,
+            response_format,
+        )
         return TextStream(lambda stream: self._stream(call, stream))
 
     def _stream(self, call: dict[str, Any], sink: Outcome) -> Iterator[str]:
