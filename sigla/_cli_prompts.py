@@ -177,7 +177,11 @@ def add_prompt_commands(
             variables["input"] = given
         prompt_file = load_prompt(file)
         llm = GitHubLLM(provider=provider, endpoint=endpoint)
-        overrides = {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p}
+        overrides: dict[str, Any] = {
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "top_p": top_p,
+        }
         if no_stream or not sys.stdout.isatty():
             click.echo(prompt_file.run(variables, llm=llm, model=model, **overrides))
             return
