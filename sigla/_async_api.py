@@ -19,7 +19,7 @@ from ._core import (
 )
 from ._retry import CallBudget
 from ._streams import AsyncTextStream, Outcome, aclose_quietly
-from ._translate import translating
+from ._translate import for_call, translating
 from .errors import LLMError
 
 if TYPE_CHECKING:
@@ -75,7 +75,15 @@ class AsyncMethods:
     ) -> Completion:
         """Async twin of :meth:`complete`."""
         call = self._prepare(
-            prompt, system, messages, temperature, max_tokens, top_p, stop, seed, model,
+            prompt,
+            system,
+            messages,
+            temperature,
+            max_tokens,
+            top_p,
+            stop,
+            seed,
+            model,
             response_format,
         )
         key, hit = self._cached(call)
@@ -87,7 +95,7 @@ class AsyncMethods:
 
         async def once(budget: CallBudget) -> Completion:
             async with attempts.admitted(call) as gate:
-                with translating(self.settings):
+                with translating(for_call(self.settings, call)):
                     completion = completion_from_sdk(
                         await backend.acomplete(attempts.cut(call, budget), gate)
                     )
@@ -141,7 +149,15 @@ class AsyncMethods:
     ) -> AsyncTextStream:
         """Async twin of :meth:`stream`: ``async for piece in llm.astream(...)``."""
         call = self._prepare(
-            prompt, system, messages, temperature, max_tokens, top_p, stop, seed, model,
+            prompt,
+            system,
+            messages,
+            temperature,
+            max_tokens,
+            top_p,
+            stop,
+            seed,
+            model,
             response_format,
         )
         return AsyncTextStream(lambda stream: self._astream(call, stream))
@@ -161,7 +177,7 @@ class AsyncMethods:
             assembler = StreamAssembler()
             try:
                 async with attempts.admitted(call) as gate:
-                    with translating(self.settings, streaming=True):
+                    with translating(for_call(self.settings, call), streaming=True):
                         events = backend.astream_events(
                             attempts.cut(call, budget), budget.deadline(), gate
                         )

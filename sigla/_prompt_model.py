@@ -190,11 +190,18 @@ class _Reader:
                 self.unknown.append(UnknownKey(name, line, column, close[0] if close else None))
         return dict(node.value)
 
-    def text(self, node: YNode | None, where: str, *, required: bool = False) -> str:
+    def text(
+        self,
+        node: YNode | None,
+        where: str,
+        *,
+        required: bool = False,
+        parent: YNode | None = None,
+    ) -> str:
         """A Go ``string`` field: any scalar's text (yaml.v3 does so); null is ``""``."""
         if node is None or (node.kind == "scalar" and node.value is None and not node.quoted):
             if required:
-                self.fail(node, where, "is required (a string)")
+                self.fail(node or parent, where, "is required (a string)")
             return ""
         if node.kind != "scalar":
             self.fail(node, where, f"must be a string, got {_kind(node)}")
@@ -276,7 +283,7 @@ def parse_prompt(tree: YNode | None, path: str) -> tuple[dict[str, Any], list[Un
     fields["test_data"] = tuple(test_data)
     evaluators = r.sequence(top.get("evaluators"), "evaluators")
     fields["evaluators"] = tuple(_evaluator(r, node, i) for i, node in enumerate(evaluators))
-    return fields, r.unknown
+    return fields, sorted(r.unknown, key=lambda k: (k.line, k.column))
 
 
 def _response_format(r: _Reader, top: dict[str, YNode]) -> tuple[str | None, JsonSchema | None]:
@@ -344,7 +351,7 @@ def _messages(r: _Reader, top: dict[str, YNode], tree: YNode) -> tuple[Message, 
     for i, item in enumerate(items):
         where = f"messages[{i}]"
         m = r.mapping(item, where, "message")
-        role = r.text(m.get("role"), f"{where}.role", required=True).lower()
+        role = r.text(m.get("role"), f"{where}.role", required=True, parent=item).lower()
         if role not in ROLES:
             r.fail(
                 m.get("role"),
@@ -389,15 +396,15 @@ def _evaluator(r: _Reader, node: YNode, i: int) -> Evaluator:
             cm = r.mapping(c, f"{lw}.choices[{j}]", "choice")
             choices.append(
                 Choice(
-                    r.text(cm.get("choice"), f"{lw}.choices[{j}].choice", required=True),
+                    r.text(cm.get("choice"), f"{lw}.choices[{j}].choice", required=True, parent=c),
                     r.number(cm.get("score"), f"{lw}.choices[{j}].score") or 0.0,
                 )
             )
         if not choices:
             r.fail(e["llm"], f"{lw}.choices", "must list at least one {choice, score}")
         llm = LLMEvaluator(
-            model_id=r.text(m.get("modelId"), f"{lw}.modelId", required=True),
-            prompt=r.text(m.get("prompt"), f"{lw}.prompt", required=True),
+            model_id=r.text(m.get("modelId"), f"{lw}.modelId", required=True, parent=e["llm"]),
+            prompt=r.text(m.get("prompt"), f"{lw}.prompt", required=True, parent=e["llm"]),
             choices=tuple(choices),
             system_prompt=r.text(m.get("systemPrompt"), f"{lw}.systemPrompt"),
         )

@@ -452,6 +452,5 @@ def summarize_capsules(
     return answers[0].strip() if answers else ""
 
 
-
 # The per-record face for data engines lives in its own module; it is part of this API.
 from ._capsule_records import summarize_batch, summarize_record  # noqa: E402

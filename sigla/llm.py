@@ -43,7 +43,7 @@ from ._record_api import RecordMethods
 from ._retry import CallBudget
 from ._secret import Secret
 from ._streams import AsyncTextStream, Outcome, TextStream
-from ._translate import error_from_status, translating
+from ._translate import error_from_status, for_call, translating
 from ._usage import UsageTotals
 
 if TYPE_CHECKING:
@@ -371,7 +371,15 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         A filtered answer is returned (``finish_reason == "content_filter"``), not raised.
         """
         call = self._prepare(
-            prompt, system, messages, temperature, max_tokens, top_p, stop, seed, model,
+            prompt,
+            system,
+            messages,
+            temperature,
+            max_tokens,
+            top_p,
+            stop,
+            seed,
+            model,
             response_format,
         )
         key, hit = self._cached(call)
@@ -382,7 +390,7 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         attempts = self._attempts
 
         def once(budget: CallBudget) -> Completion:
-            with attempts.admitted(call) as gate, translating(self.settings):
+            with attempts.admitted(call) as gate, translating(for_call(self.settings, call)):
                 completion = completion_from_sdk(backend.complete(attempts.cut(call, budget), gate))
             attempts.succeeded(gate, completion.usage)
             return completion
@@ -439,7 +447,15 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         ``finish_reason`` (the text received so far is on the error), never ends silently.
         """
         call = self._prepare(
-            prompt, system, messages, temperature, max_tokens, top_p, stop, seed, model,
+            prompt,
+            system,
+            messages,
+            temperature,
+            max_tokens,
+            top_p,
+            stop,
+            seed,
+            model,
             response_format,
         )
         return TextStream(lambda stream: self._stream(call, stream))
@@ -458,7 +474,10 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         while True:
             assembler = StreamAssembler()
             try:
-                with attempts.admitted(call) as gate, translating(self.settings, streaming=True):
+                with (
+                    attempts.admitted(call) as gate,
+                    translating(for_call(self.settings, call), streaming=True),
+                ):
                     events = backend.stream_events(
                         attempts.cut(call, budget), budget.deadline(), gate
                     )
