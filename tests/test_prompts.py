@@ -522,3 +522,16 @@ def test_summarize_capsules_uses_the_packaged_prompts():
 def test_the_schema_ships_as_package_data():
     assert prompt_schema()["required"] == ["messages"]
     assert (Path(sigla.__file__).parent / "_data" / "prompt.schema.json").is_file()
+
+
+def test_importing_sigla_llm_or_sigla_prompts_imports_no_yaml_or_jsonschema():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sigla.llm, sigla.prompts; "
+        "print(sorted(m for m in ('yaml', 'jsonschema') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
