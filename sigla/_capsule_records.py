@@ -23,7 +23,6 @@ from ._records import (
     split_batch,
     with_fields,
 )
-from .capsules import summarize_capsules
 from .errors import BatchError, InvalidRequestError, LLMError
 from .llm import GitHubLLM
 
@@ -77,6 +76,8 @@ def summarize_record(
     """
     llm = GitHubLLM() if llm is None else llm
     try:
+        from .capsules import summarize_capsules  # capsules imports this module at its end
+
         summary: str | LLMError = summarize_capsules(
             _record_capsules(record, field),
             llm=llm,
