@@ -1,5 +1,6 @@
 """Packaging for sigla. Extras: llm (the model client), server, tokens (exact token counts for
-Mistral models, used by sigla.capsules), redis (a response cache shared through Redis), dask
+Mistral models, used by sigla.capsules), prompts (jsonschema, to check JSON answers of
+prompt files), redis (a response cache shared through Redis), dask
 (running chat_batch/summarize_batch on a dask.distributed cluster), dev (tests and lint)."""
 
 from pathlib import Path
@@ -13,6 +14,8 @@ SERVER = ["fastapi>=0.110", "uvicorn>=0.29"]
 # mistral-common ships its tokenizer files: counting needs no download (about 37 MB installed,
 # with numpy, pydantic and tiktoken; loading the tokenizer takes 2-3 s, once per process).
 TOKENS = ["mistral-common>=1.5"]
+# jsonschema: PromptFile.run(parse=True) checks a json_schema answer against its schema.
+PROMPTS = ["jsonschema>=4"]
 REDIS = ["redis>=5"]  # redis-py: cache="redis://host:6379/1" (tests also need redis-server)
 # Only the tests need it: chat_batch and summarize_batch import no engine library.
 DASK = ["dask[distributed]>=2024.8"]
@@ -20,6 +23,7 @@ DEV = [
     *LLM,
     *REDIS,
     *DASK,
+    *PROMPTS,
     "pandas>=2",  # the DataFrame batches of the engine tests
     "pytest>=8",
     "pytest-asyncio>=0.23",
@@ -38,12 +42,15 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["sigla", "sigla.*"]),
-    package_data={"sigla": ["py.typed"]},
-    install_requires=["click>=8.1", "platformdirs>=3"],  # platformdirs: cache=True's folder
+    package_data={"sigla": ["py.typed", "_data/*.json", "_data/prompts/*.prompt.yml"]},
+    # platformdirs: cache=True's folder; PyYAML: prompt files (read as YAML 1.2, see
+    # sigla/_prompt_yaml.py), which summarize_capsules uses too
+    install_requires=["click>=8.1", "platformdirs>=3", "PyYAML>=6"],
     extras_require={
         "llm": LLM,
         "server": LLM + SERVER,
         "tokens": TOKENS,
+        "prompts": PROMPTS,
         "redis": REDIS,
         "dask": DASK,
         "dev": DEV,

@@ -19,7 +19,7 @@ from ._core import (
 )
 from ._retry import CallBudget
 from ._streams import AsyncTextStream, Outcome, aclose_quietly
-from ._translate import translating
+from ._translate import for_call, translating
 from .errors import LLMError
 
 if TYPE_CHECKING:
@@ -49,6 +49,8 @@ class AsyncMethods:
             top_p: float | None,
             stop: StopArg,
             seed: int | None,
+            model: str | None = None,
+            response_format: Mapping[str, Any] | None = None,
         ) -> dict[str, Any]: ...
 
         def _cached(self, call: dict[str, Any]) -> tuple[str | None, Completion | None]: ...
@@ -68,9 +70,22 @@ class AsyncMethods:
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> Completion:
         """Async twin of :meth:`complete`."""
-        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        call = self._prepare(
+            prompt,
+            system,
+            messages,
+            temperature,
+            max_tokens,
+            top_p,
+            stop,
+            seed,
+            model,
+            response_format,
+        )
         key, hit = self._cached(call)
         if hit is not None:
             return hit
@@ -80,7 +95,7 @@ class AsyncMethods:
 
         async def once(budget: CallBudget) -> Completion:
             async with attempts.admitted(call) as gate:
-                with translating(self.settings):
+                with translating(for_call(self.settings, call)):
                     completion = completion_from_sdk(
                         await backend.acomplete(attempts.cut(call, budget), gate)
                     )
@@ -100,6 +115,8 @@ class AsyncMethods:
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> str:
         """Async twin of :meth:`chat`."""
         completion = await self.acomplete(
@@ -111,6 +128,8 @@ class AsyncMethods:
             top_p=top_p,
             stop=stop,
             seed=seed,
+            model=model,
+            response_format=response_format,
         )
         return check_filtered(completion).text
 
@@ -125,9 +144,22 @@ class AsyncMethods:
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> AsyncTextStream:
         """Async twin of :meth:`stream`: ``async for piece in llm.astream(...)``."""
-        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        call = self._prepare(
+            prompt,
+            system,
+            messages,
+            temperature,
+            max_tokens,
+            top_p,
+            stop,
+            seed,
+            model,
+            response_format,
+        )
         return AsyncTextStream(lambda stream: self._astream(call, stream))
 
     async def _astream(self, call: dict[str, Any], sink: Outcome) -> AsyncIterator[str]:
@@ -145,7 +177,7 @@ class AsyncMethods:
             assembler = StreamAssembler()
             try:
                 async with attempts.admitted(call) as gate:
-                    with translating(self.settings, streaming=True):
+                    with translating(for_call(self.settings, call), streaming=True):
                         events = backend.astream_events(
                             attempts.cut(call, budget), budget.deadline(), gate
                         )

@@ -6,11 +6,12 @@ of :mod:`sigla._batch`, which knows nothing of any face.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ._batch import Prompt, Result, gather_results, run_tasks, run_threads
 from ._progress import Progress
+from ._requests import check_model, check_response_format
 from .errors import BatchError, LLMError
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ class BatchMethods:
         top_p: float | None = ...,
         stop: str | Sequence[str] | None = ...,
         seed: int | None = ...,
+        model: str | None = ...,
+        response_format: Mapping[str, Any] | None = ...,
     ) -> list[str]: ...
 
     @overload
@@ -54,6 +57,8 @@ class BatchMethods:
         top_p: float | None = ...,
         stop: str | Sequence[str] | None = ...,
         seed: int | None = ...,
+        model: str | None = ...,
+        response_format: Mapping[str, Any] | None = ...,
     ) -> list[str | LLMError]: ...
 
     def map(
@@ -70,6 +75,8 @@ class BatchMethods:
         top_p: float | None = None,
         stop: str | Sequence[str] | None = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> list[Any]:
         """Answer every prompt, as fast as the service's limits allow; answers in input order.
 
@@ -87,7 +94,7 @@ class BatchMethods:
         stderr is a terminal or in a notebook).
         """
         items = list(prompts)
-        params = _params(temperature, max_tokens, top_p, stop, seed)
+        params = _params(temperature, max_tokens, top_p, stop, seed, model, response_format)
         client = self._client()
         with Progress(progress, len(items), client.usage) as bar:
             pairs, outcome = run_threads(
@@ -120,6 +127,8 @@ class BatchMethods:
         top_p: float | None = None,
         stop: str | Sequence[str] | None = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> Iterator[tuple[int, str | LLMError]]:
         """Yield ``(input index, answer or error)`` as each prompt finishes.
 
@@ -131,7 +140,7 @@ class BatchMethods:
         early closes it when it is dropped; ``with contextlib.closing(llm.imap(...)) as
         pairs:`` closes it at once, even when an exception (Ctrl-C) leaves the loop.
         """
-        params = _params(temperature, max_tokens, top_p, stop, seed)
+        params = _params(temperature, max_tokens, top_p, stop, seed, model, response_format)
         client = self._client()
         total = len(prompts) if isinstance(prompts, Sized) else None
         with Progress(progress, total, client.usage) as bar:
@@ -168,6 +177,8 @@ class BatchMethods:
         top_p: float | None = ...,
         stop: str | Sequence[str] | None = ...,
         seed: int | None = ...,
+        model: str | None = ...,
+        response_format: Mapping[str, Any] | None = ...,
     ) -> list[str]: ...
 
     @overload
@@ -185,6 +196,8 @@ class BatchMethods:
         top_p: float | None = ...,
         stop: str | Sequence[str] | None = ...,
         seed: int | None = ...,
+        model: str | None = ...,
+        response_format: Mapping[str, Any] | None = ...,
     ) -> list[str | LLMError]: ...
 
     async def amap(
@@ -201,11 +214,13 @@ class BatchMethods:
         top_p: float | None = None,
         stop: str | Sequence[str] | None = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> list[Any]:
         """Async twin of :meth:`map`, on the running event loop (cancelling it cancels the
         requests on the wire)."""
         items = list(prompts)
-        params = _params(temperature, max_tokens, top_p, stop, seed)
+        params = _params(temperature, max_tokens, top_p, stop, seed, model, response_format)
         client = self._client()
         with Progress(progress, len(items), client.usage) as bar:
             results, outcome = await run_tasks(
@@ -229,11 +244,17 @@ def _params(
     top_p: float | None,
     stop: str | Sequence[str] | None,
     seed: int | None,
+    model: str | None,
+    response_format: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
+    """The options every item gets; ``model`` and ``response_format`` are checked once here,
+    so a bad one fails before any item is sent."""
     return {
         "temperature": temperature,
         "max_tokens": max_tokens,
         "top_p": top_p,
         "stop": stop,
         "seed": seed,
+        "model": check_model(model),
+        "response_format": check_response_format(response_format),
     }

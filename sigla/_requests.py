@@ -7,6 +7,8 @@ blamed on the service; and no ``None`` reaches the SDK, which would send it as `
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -15,9 +17,19 @@ from ._config import Settings
 from ._text import shown
 from .errors import InvalidRequestError
 
-__all__ = ["ROLES", "build_call", "build_messages", "check_sampling"]
+__all__ = [
+    "RESPONSE_FORMATS",
+    "ROLES",
+    "build_call",
+    "build_messages",
+    "check_model",
+    "check_response_format",
+    "check_sampling",
+]
 
 ROLES = ("system", "user", "assistant", "tool")
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+_UNSENDABLE = re.compile(r"[\s\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def _surrogate_at(text: str) -> int | None:
@@ -192,6 +204,68 @@ def _stop_words(stop: Any) -> list[str] | None:
     return words
 
 
+def check_model(model: Any) -> str | None:
+    """A per-call ``model=`` as it is sent, or None for the client's own model."""
+    if model is None:
+        return None
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequestError(
+            f"model must be a non-empty str such as 'openai/gpt-4o-mini', got {shown(model)}."
+        )
+    model = model.strip()
+    bad = _UNSENDABLE.search(model)
+    if bad:
+        raise InvalidRequestError(
+            f"The model id {shown(model)} contains {bad.group()!r}: model ids have no spaces, "
+            "control characters or lone surrogates."
+        )
+    return model
+
+
+def check_response_format(response_format: Any) -> dict[str, Any] | None:
+    """A per-call ``response_format=`` as the service's ``response_format`` (a copy), or None.
+
+    ``{"type": "text"}``, ``{"type": "json_object"}``, or ``{"type": "json_schema",
+    "json_schema": {"name": ..., "schema": {...}}}`` as OpenAI-style services take it.
+    """
+    if response_format is None:
+        return None
+    if not isinstance(response_format, Mapping):
+        raise InvalidRequestError(
+            "response_format must be a dict such as {'type': 'json_object'}, "
+            f"got {shown(response_format)}."
+        )
+    kind = response_format.get("type")
+    if kind not in RESPONSE_FORMATS:
+        raise InvalidRequestError(
+            f"response_format['type'] must be one of {', '.join(RESPONSE_FORMATS)}, "
+            f"got {shown(kind)}."
+        )
+    if kind == "json_schema":
+        schema = response_format.get("json_schema")
+        if not isinstance(schema, Mapping):
+            raise InvalidRequestError(
+                "response_format of type json_schema needs 'json_schema': a dict with "
+                f"'name' and 'schema', got {shown(schema)}."
+            )
+        if not isinstance(schema.get("name"), str) or not schema["name"]:
+            raise InvalidRequestError(
+                "response_format['json_schema'] needs a 'name' (a non-empty str), "
+                f"got {shown(schema.get('name'))}."
+            )
+        if not isinstance(schema.get("schema"), Mapping):
+            raise InvalidRequestError(
+                "response_format['json_schema'] needs a 'schema' (a JSON Schema as a dict), "
+                f"got {shown(schema.get('schema'))}."
+            )
+    try:  # a copy that holds only JSON: the cache key and the body are built from it
+        copied: dict[str, Any] = json.loads(json.dumps(dict(response_format), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequestError(f"response_format must hold only JSON values: {exc}.") from None
+    _check_strings("response_format", copied)
+    return copied
+
+
 def build_call(
     settings: Settings,
     messages: list[dict[str, Any]],
@@ -201,16 +275,27 @@ def build_call(
     top_p: float | None,
     stop: str | Sequence[str] | None,
     seed: int | None,
+    model: str | None = None,
+    response_format: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``chat.complete``/``chat.stream``, with every ``None`` dropped."""
+    """Keyword arguments for ``chat.complete``/``chat.stream``, with every ``None`` dropped.
+
+    ``model`` replaces the client's model for this call; ``response_format`` goes to the
+    service as is. Both are part of the call, hence of its cache key.
+    """
     check_sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
-    call: dict[str, Any] = {"model": settings.model, "messages": messages}
+    chosen = check_model(model)
+    call: dict[str, Any] = {
+        "model": settings.model if chosen is None else chosen,
+        "messages": messages,
+    }
     optional = {
         "temperature": temperature,
         "max_tokens": max_tokens,
         "top_p": top_p,
         "stop": _stop_words(stop),
         "random_seed": seed,  # renamed to "seed" on the wire for OpenAI-style services
+        "response_format": check_response_format(response_format),
     }
     call.update({k: v for k, v in optional.items() if v is not None})
     call["timeout_ms"] = int(settings.timeout * 1000)

@@ -9,6 +9,7 @@ call path runs its I/O in. The credential is scrubbed from whatever leaves it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -39,6 +40,7 @@ from .errors import (
 __all__ = [
     "EXCERPT",
     "detached",
+    "for_call",
     "error_from_status",
     "excerpt",
     "scrub",
@@ -417,6 +419,15 @@ def scrub(error: LLMError, settings: Settings) -> LLMError:
         if isinstance(value, str):
             setattr(error, name, clean(value))
     return error
+
+
+def for_call(settings: Settings, call: dict[str, Any]) -> Settings:
+    """``settings`` as one call sees them: a per-call ``model=`` is the model its errors
+    name (a 404 blames the model that was sent, not the client's)."""
+    model = call.get("model")
+    if isinstance(model, str) and model != settings.model:
+        return dataclasses.replace(settings, model=model)
+    return settings
 
 
 @contextmanager

@@ -24,6 +24,7 @@ the partial summaries are summarised the same way until one remains. Capsule ids
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
@@ -48,27 +49,34 @@ __all__ = [
     "summarize_capsules",
     "summarize_record",
     "summarize_batch",
-    "MAP_PROMPT",
-    "REDUCE_PROMPT",
+    "MAP_PROMPT",  # noqa: F822 (module __getattr__: read from a packaged prompt file)
+    "REDUCE_PROMPT",  # noqa: F822
     "DEFAULT_MAX_INPUT_TOKENS",
 ]
 
 logger = logging.getLogger("sigla")
 
-# The system messages of the two stages; the capsules or partial summaries are the user's.
-MAP_PROMPT = (
-    "You summarise knowledge capsules for an engineer who has not read them. Keep every "
-    "decision, cause, fix, number and name that matters; drop repetition. A capsule may "
-    "begin with its id in square brackets, like [ops-12]: after each statement, cite the "
-    "ids of the capsules it comes from in the same brackets. Write in the capsules' "
-    "language and answer with the summary only."
-)
-REDUCE_PROMPT = (
-    "You merge partial summaries of one knowledge base into one summary. Keep every "
-    "decision, cause, fix, number and name that matters, remove repetition, and keep the "
-    "capsule ids in square brackets (like [ops-12]) that support each statement. Write in "
-    "the summaries' language and answer with the summary only."
-)
+# The system messages of the two stages (the capsules or partial summaries are the user's)
+# come from the prompt files sigla ships, copies of prompts/capsule-summary.prompt.yml and
+# prompts/capsule-reduce.prompt.yml: MAP_PROMPT and REDUCE_PROMPT are read on first use.
+_STAGE_FILES = {"MAP_PROMPT": "capsule-summary", "REDUCE_PROMPT": "capsule-reduce"}
+
+
+@functools.cache
+def _stage_prompt(name: str) -> str:
+    """The system message of the packaged prompt file ``name`` (its user message is
+    ``{{input}}``: the packed capsules, sent as they are)."""
+    from .prompts import packaged_prompt
+
+    return packaged_prompt(name).messages[0].content
+
+
+def __getattr__(name: str) -> str:
+    """``MAP_PROMPT`` and ``REDUCE_PROMPT``, read from the packaged prompt files."""
+    if name in _STAGE_FILES:
+        return _stage_prompt(_STAGE_FILES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DEFAULT_MAX_INPUT_TOKENS = 4_000
 """The budget of one request when neither the caller nor sigla knows the model's limit."""
@@ -363,7 +371,8 @@ def plan_summary(
     tokens; about 9 min at 15/min
     """
     llm = GitHubLLM() if llm is None else llm
-    prompt, reduce_prompt = prompt or MAP_PROMPT, reduce_prompt or REDUCE_PROMPT
+    prompt = prompt or _stage_prompt("capsule-summary")
+    reduce_prompt = reduce_prompt or _stage_prompt("capsule-reduce")
     run = _prepare(capsules, llm, max_input_tokens, prompt, reduce_prompt)
     stages = [StagePlan("map", len(run.requests), run.input_tokens)]
     budget = run.budget
@@ -418,7 +427,8 @@ def summarize_capsules(
     :class:`~sigla.errors.BatchError`, whose ``results`` hold the answers that came back.
     """
     llm = GitHubLLM() if llm is None else llm
-    prompt, reduce_prompt = prompt or MAP_PROMPT, reduce_prompt or REDUCE_PROMPT
+    prompt = prompt or _stage_prompt("capsule-summary")
+    reduce_prompt = reduce_prompt or _stage_prompt("capsule-reduce")
     run = _prepare(capsules, llm, max_input_tokens, prompt, reduce_prompt)
     max_tokens = run.budget.max_tokens
     logger.info("summarising %d capsules: %d map requests", run.capsules, len(run.requests))
@@ -440,7 +450,6 @@ def summarize_capsules(
         logger.info("reducing %d partial summaries in %d requests", len(answers), len(requests))
         answers = llm.map(requests, system=reduce_prompt, **options)
     return answers[0].strip() if answers else ""
-
 
 
 # The per-record face for data engines lives in its own module; it is part of this API.

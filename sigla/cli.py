@@ -7,6 +7,8 @@ sigla doctor
 sigla map prompts.txt -o answers.jsonl
 sigla summarize capsules.jsonl --plan
 sigla cache info
+sigla prompt run prompts/capsule-tags.prompt.yml --var title=Retries < capsule.txt
+sigla prompt check --strict
 
 Every failure ends as one ``sigla: error: …`` line on stderr and an exit code: 1 when the
 call failed, 2 for configuration or usage, 130 when interrupted, 141 (128 + SIGPIPE) when
@@ -31,6 +33,7 @@ from . import __version__
 from . import _constants as C
 from ._cli_batch import add_batch_commands, add_summarize_command
 from ._cli_cache import _CACHE_HELP, add_cache_commands
+from ._cli_prompts import add_prompt_commands
 from ._config import PROVIDERS, on_github_models, successor_switches
 from ._notices import Verbosity, stderr_is_terminal
 from ._notices import notices as _notices
@@ -525,6 +528,7 @@ _HELPS = {
 }
 add_batch_commands(main, _command, _HELPS)
 add_summarize_command(main, _command, _HELPS)
+add_prompt_commands(main, _command, _HELPS)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

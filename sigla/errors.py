@@ -13,6 +13,8 @@ SIGLA code raised ``RuntimeError`` and its callers catch that.
      │   ├─ MissingDependencyError      an optional extra is not installed (also ImportError)
      │   └─ StoreUnavailableError       a shared limiter or cache store cannot serve
      ├─ InvalidRequestError             the request itself is malformed (also ValueError)
+     │   └─ PromptFileError             a .prompt.yml file is invalid: path, line, field
+     │       └─ MissingVariablesError   its messages use {{variables}} not given
      ├─ APIConnectionError              the service could not be reached
      │   └─ APITimeoutError             ... or did not answer in time
      ├─ APIStatusError                  the service answered with an error status
@@ -44,6 +46,8 @@ __all__ = [
     "MissingDependencyError",
     "StoreUnavailableError",
     "InvalidRequestError",
+    "PromptFileError",
+    "MissingVariablesError",
     "APIConnectionError",
     "APITimeoutError",
     "APIStatusError",
@@ -95,6 +99,42 @@ class MissingDependencyError(ConfigurationError, ImportError):
 
 class InvalidRequestError(LLMError, ValueError):
     """The request is malformed (bad message role, bad parameter); fix the call."""
+
+
+class PromptFileError(InvalidRequestError):
+    """A prompt file (``.prompt.yml``) cannot be used as written: fix the file.
+
+    It carries ``path``, ``line`` and ``column`` (1-based, None when unknown), ``field``
+    (like ``modelParameters.temperature`` or ``messages[1].role``) and ``problem`` (the
+    message alone); ``str()`` is ``path:line:column: field: problem``. A subclass of
+    :class:`InvalidRequestError` because the file is the request's definition: nothing
+    was sent, and retrying cannot help.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str,
+        line: int | None = None,
+        column: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        where = ":".join(str(p) for p in (path, line, column) if p is not None)
+        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+        self.path, self.line, self.column, self.field = path, line, column, field
+        self.problem = problem
+
+
+class MissingVariablesError(PromptFileError):
+    """A prompt's messages use ``{{name}}`` placeholders that no variable fills.
+
+    ``missing`` lists every such name, in order of first use.
+    """
+
+    def __init__(self, problem: str, *, missing: tuple[str, ...] = (), **where: Any) -> None:
+        super().__init__(problem, **where)
+        self.missing = missing
 
 
 class APIConnectionError(LLMError):

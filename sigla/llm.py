@@ -43,7 +43,7 @@ from ._record_api import RecordMethods
 from ._retry import CallBudget
 from ._secret import Secret
 from ._streams import AsyncTextStream, Outcome, TextStream
-from ._translate import error_from_status, translating
+from ._translate import error_from_status, for_call, translating
 from ._usage import UsageTotals
 
 if TYPE_CHECKING:
@@ -63,9 +63,11 @@ from .errors import (
     LLMError,
     MissingDependencyError,
     MissingTokenError,
+    MissingVariablesError,
     ModelNotFoundError,
     NotAttemptedError,
     PermissionDeniedError,
+    PromptFileError,
     RateLimitError,
     ServerError,
     StoreUnavailableError,
@@ -88,6 +90,8 @@ __all__ = [
     "MissingDependencyError",
     "StoreUnavailableError",
     "InvalidRequestError",
+    "PromptFileError",
+    "MissingVariablesError",
     "APIConnectionError",
     "APITimeoutError",
     "APIStatusError",
@@ -293,6 +297,8 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         top_p: float | None,
         stop: StopArg,
         seed: int | None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         return build_call(
             self.settings,
@@ -302,6 +308,8 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
             top_p=top_p,
             stop=stop,
             seed=seed,
+            model=model,
+            response_format=response_format,
         )
 
     # -- the response cache
@@ -355,12 +363,25 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> Completion:
         """One answer with its ``finish_reason``, ``usage``, ``model`` and ``id``.
 
         A filtered answer is returned (``finish_reason == "content_filter"``), not raised.
         """
-        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        call = self._prepare(
+            prompt,
+            system,
+            messages,
+            temperature,
+            max_tokens,
+            top_p,
+            stop,
+            seed,
+            model,
+            response_format,
+        )
         key, hit = self._cached(call)
         if hit is not None:
             return hit
@@ -369,7 +390,7 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         attempts = self._attempts
 
         def once(budget: CallBudget) -> Completion:
-            with attempts.admitted(call) as gate, translating(self.settings):
+            with attempts.admitted(call) as gate, translating(for_call(self.settings, call)):
                 completion = completion_from_sdk(backend.complete(attempts.cut(call, budget), gate))
             attempts.succeeded(gate, completion.usage)
             return completion
@@ -387,6 +408,8 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> str:
         """The model's answer to ``prompt`` (or to ``messages=``) as text."""
         return check_filtered(
@@ -399,6 +422,8 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
                 top_p=top_p,
                 stop=stop,
                 seed=seed,
+                model=model,
+                response_format=response_format,
             )
         ).text
 
@@ -413,13 +438,26 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         top_p: float | None = None,
         stop: StopArg = None,
         seed: int | None = None,
+        model: str | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> TextStream:
         """Yield the answer piece by piece as the service sends it.
 
         Raises :class:`~sigla.errors.StreamError` if the stream is cut or ends without a
         ``finish_reason`` (the text received so far is on the error), never ends silently.
         """
-        call = self._prepare(prompt, system, messages, temperature, max_tokens, top_p, stop, seed)
+        call = self._prepare(
+            prompt,
+            system,
+            messages,
+            temperature,
+            max_tokens,
+            top_p,
+            stop,
+            seed,
+            model,
+            response_format,
+        )
         return TextStream(lambda stream: self._stream(call, stream))
 
     def _stream(self, call: dict[str, Any], sink: Outcome) -> Iterator[str]:
@@ -436,7 +474,10 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         while True:
             assembler = StreamAssembler()
             try:
-                with attempts.admitted(call) as gate, translating(self.settings, streaming=True):
+                with (
+                    attempts.admitted(call) as gate,
+                    translating(for_call(self.settings, call), streaming=True),
+                ):
                     events = backend.stream_events(
                         attempts.cut(call, budget), budget.deadline(), gate
                     )
