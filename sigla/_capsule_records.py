@@ -78,8 +78,6 @@ def summarize_record(
 
     llm = GitHubLLM() if llm is None else llm
     try:
-        from .capsules import summarize_capsules  # capsules imports this module at its end
-
         summary: str | LLMError = summarize_capsules(
             _record_capsules(record, field),
             llm=llm,

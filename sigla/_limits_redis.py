@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ._shared_limits import Booked, Learned, LimitStore
+from ._limit_store import Booked, Learned, LimitStore
 from ._stores import connect_redis, import_redis, masked_url, redis_problem
 from .errors import StoreUnavailableError
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ._shared_limits import Booked, Learned, LimitStore
+from ._limit_store import Booked, Learned, LimitStore
 from ._slots import learned_after
 from .errors import StoreUnavailableError
 
