@@ -159,11 +159,15 @@ class SharedSlots:
         if not self.store.lease(self.budget, self.kind, lease, self.capacity, self.ttl, self.start):
             return False
         with self._lock:
-            if self._pid != os.getpid():
-                self._held, self._pid = [], os.getpid()
             self._held.append(lease)
         _renewer.watch(self)
         return True
+
+    def _forked(self) -> None:
+        """In a forked child: the parent's leases and locks are not this process's."""
+        if self._pid != os.getpid():
+            self._held, self._pid = [], os.getpid()
+            self._lock, self._turn, self._polling = threading.Lock(), threading.Condition(), False
 
     def acquire(self, timeout: float | None) -> bool:
         """Take a lease, polling the store up to ``timeout`` s (None: as long as it takes).
@@ -173,6 +177,7 @@ class SharedSlots:
         A lease this process gives back wakes the poller at once. A batch's worker stops
         waiting once its batch is stopped or cancelled (other processes may hold the
         leases for long)."""
+        self._forked()
         deadline = None if timeout is None else time.monotonic() + timeout
         scope = SCOPE.get()
         with self._turn:
@@ -213,6 +218,7 @@ class SharedSlots:
         """:meth:`acquire` for the event loop (each store call takes well under 1 ms)."""
         import asyncio
 
+        self._forked()
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _POLL_FIRST
         while not self._take():

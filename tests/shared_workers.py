@@ -78,3 +78,10 @@ if __name__ == "__main__":  # python shared_workers.py hold LIMITER COUNT READY
     if sys.argv[1] == "hold":
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         hold_leases(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+
+
+def release_twice(limiter: Any) -> None:
+    """In a forked child: take a lease, then give back one more than it took."""
+    limiter.acquire(5.0)
+    limiter.release()
+    limiter.release()  # must not give back the parent's lease

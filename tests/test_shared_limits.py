@@ -492,3 +492,16 @@ def test_an_answer_in_flight_when_the_store_goes_is_kept(start_redis, caplog):
         call.join(10)
     assert got == ["Echo: kept"]
     assert "could not free a concurrent-request lease" in caplog.text
+
+
+def test_a_forked_child_never_gives_back_its_parents_leases(limiter_url):
+    limiter = budget(limiter_url, RateLimits(concurrent_requests=2))
+    limiter.acquire(1.0)
+    child = multiprocessing.get_context("fork").Process(
+        target=workers.release_twice, args=(limiter,)
+    )
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert limiter.store.snapshot(limiter.budget)["leases"] == {"c": 1}  # the parent's
+    limiter.release()
