@@ -10,6 +10,7 @@ Example::
     p = load_prompt("prompts/capsule-tags.prompt.yml")   # errors name file, line and field
     p.render({"input": "..."})                            # [{"role": ..., "content": ...}]
     tags = p.run({"input": "..."}, parse=True)            # the file's model and parameters
+    report = p.evaluate()                                 # testData through the evaluators
 
 Which model a file runs on, the first that applies: ``run(..., model=)``; the client's
 model when it was set explicitly (``GitHubLLM(model=...)`` or ``SIGLA_LLM_MODEL``); the
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._prompt_eval import CaseResult, EvalReport, EvalSummary, EvaluationResult
+from ._prompt_eval import aevaluate as _aevaluate
+from ._prompt_eval import evaluate as _evaluate
 from ._prompt_model import (
     Choice,
     Evaluator,
@@ -350,9 +353,7 @@ class PromptFile:
         case whose call fails is reported failed with the error in its details; an error
         that would befall every case (credential, unknown model, spent quota) raises.
         """
-        from ._prompt_eval import evaluate
-
-        return evaluate(self, _client(llm), concurrency, judge_model)
+        return _evaluate(self, _client(llm), concurrency, judge_model)
 
     async def aevaluate(
         self,
@@ -362,9 +363,7 @@ class PromptFile:
         judge_model: str | None = None,
     ) -> EvalReport:
         """Async twin of :meth:`evaluate`."""
-        from ._prompt_eval import aevaluate
-
-        return await aevaluate(self, _client(llm), concurrency, judge_model)
+        return await _aevaluate(self, _client(llm), concurrency, judge_model)
 
     def _check_parseable(self) -> None:
         if self.response_format not in ("json_object", "json_schema"):

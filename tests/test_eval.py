@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import logging
+import re
 import textwrap
 from pathlib import Path
 
@@ -424,3 +425,39 @@ def test_every_shipped_prompt_evaluates_end_to_end(path, fake, make_llm):
     s = report.summary
     assert s.passed_tests + s.failed_tests == s.total_tests == len(p.test_data)
     json.loads(report.to_json())
+
+
+def test_the_builtin_judges_ship_as_package_data_with_their_variables():
+    from sigla._prompt_eval import JUDGE_MODEL, builtin_judge
+    from sigla._prompt_model import BUILTIN_EVALUATORS
+
+    setup = (ROOT / "setup.py").read_text()
+    assert '"_data/judges/*.prompt.yml"' in setup
+    assert "recursive-include sigla/_data *.json *.prompt.yml" in (ROOT / "MANIFEST.in").read_text()
+    wanted = {
+        "similarity": {"input", "expected", "completion"},
+        "coherence": {"input", "completion"},
+        "fluency": {"completion"},
+        "relevance": {"input", "completion"},
+        "groundedness": {"input", "expected", "completion"},
+    }
+    assert set(wanted) == set(BUILTIN_EVALUATORS)
+    for name, variables in wanted.items():
+        judge = builtin_judge(name)
+        assert judge.model_id == JUDGE_MODEL and judge.system_prompt
+        assert [(c.choice, c.score) for c in judge.choices] == [
+            ("1", 0),
+            ("2", 0.25),
+            ("3", 0.5),
+            ("4", 0.75),
+            ("5", 1),
+        ]
+        assert set(re.findall(r"\{\{(\w+)\}\}", judge.prompt)) == variables
+
+
+def test_evaluate_and_aevaluate_take_the_same_parameters():
+    import inspect
+
+    from sigla.prompts import PromptFile
+
+    assert inspect.signature(PromptFile.evaluate) == inspect.signature(PromptFile.aevaluate)
