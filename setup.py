@@ -42,7 +42,14 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["sigla", "sigla.*"]),
-    package_data={"sigla": ["py.typed", "_data/*.json", "_data/prompts/*.prompt.yml"]},
+    package_data={
+        "sigla": [
+            "py.typed",
+            "_data/*.json",
+            "_data/prompts/*.prompt.yml",
+            "_data/judges/*.prompt.yml",
+        ]
+    },
     # platformdirs: cache=True's folder; PyYAML: prompt files (read as YAML 1.2, see
     # sigla/_prompt_yaml.py), which summarize_capsules uses too
     install_requires=["click>=8.1", "platformdirs>=3", "PyYAML>=6"],

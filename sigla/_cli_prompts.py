@@ -1,8 +1,10 @@
-"""``sigla prompt run|check|schema``: prompt files (``.prompt.yml``) on the command line.
+"""``sigla prompt run|eval|check|schema``: prompt files (``.prompt.yml``) on the command line.
 
 ``run`` works like ``gh models run FILE --var k=v``: piped stdin (or a TEXT argument)
-fills ``{{input}}``, and the answer streams when stdout is a terminal. ``check`` validates
-files without calling the service; ``schema`` prints the format's JSON Schema.
+fills ``{{input}}``, and the answer streams when stdout is a terminal. ``eval`` works like
+``gh models eval FILE`` (same report, same ``--json``, exit 1 when a test fails), for any
+number of files. ``check`` validates files without calling the service; ``schema`` prints
+the format's JSON Schema.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from ._cli_batch import DEFAULT_CACHE
 
 __all__ = ["add_prompt_commands", "parse_vars"]
 
@@ -197,6 +201,75 @@ def add_prompt_commands(
                 with contextlib.suppress(OSError):
                     out.write("\n")
                     out.flush()
+
+    @prompt.command(name="eval")
+    @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+    @click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print the report as gh models eval --json does (an array for several files).",
+    )
+    @click.option(
+        "--judge-model",
+        metavar="MODEL",
+        help="Send the judges' calls (llm and github/... evaluators) to this model "
+        "(default: SIGLA_JUDGE_MODEL, else each evaluator's through SIGLA_MODEL_MAP).",
+    )
+    @click.option("-p", "--provider", help=helps["provider"])
+    @click.option("-e", "--endpoint", help=helps["endpoint"])
+    @click.option(
+        "-c",
+        "--concurrency",
+        type=click.IntRange(min=1, max=256),
+        metavar="N",
+        help="Requests in flight (default: the service's known limit, else learned).",
+    )
+    @click.option(
+        "--cache",
+        "cache",
+        is_flag=False,
+        flag_value=DEFAULT_CACHE,
+        metavar="PATH",
+        help="Keep answers in this cache (alone: the default file; default: "
+        "SIGLA_CACHE_URL): a second run sends nothing it already asked.",
+    )
+    @command
+    def eval_(
+        files: tuple[str, ...],
+        as_json: bool,
+        judge_model: str | None,
+        provider: str | None,
+        endpoint: str | None,
+        concurrency: int | None,
+        cache: str | None,
+    ) -> None:
+        """Evaluate prompt FILES (default: prompts/*.prompt.yml) on their testData.
+
+        Each test case is sent to the file's model and its answer checked by every
+        evaluator, as gh models eval does. Exit 0 when every test case passes, 1 when one
+        fails (or a call fails for all), 2 for a usage or prompt-file error.
+        """
+        from .llm import GitHubLLM
+        from .prompts import load_prompt
+
+        prompts = [load_prompt(path) for path in _files(files)]  # all valid before a call
+        llm = GitHubLLM(
+            provider=provider,
+            endpoint=endpoint,
+            cache=True if cache == DEFAULT_CACHE else cache,
+        )
+        reports = []
+        for n, prompt_file in enumerate(prompts):
+            report = prompt_file.evaluate(llm, concurrency, judge_model=judge_model)
+            reports.append(report)
+            if not as_json:
+                click.echo(("\n" if n else "") + report.to_text())
+        if as_json:
+            data = [r.as_dict() for r in reports]
+            shown = data[0] if len(data) == 1 else data
+            click.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
+        sys.exit(0 if all(r.passed for r in reports) else 1)
 
     @prompt.command(name="check")
     @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))

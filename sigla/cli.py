@@ -9,6 +9,7 @@ sigla summarize capsules.jsonl --plan
 sigla cache info
 sigla prompt run prompts/capsule-tags.prompt.yml --var title=Retries < capsule.txt
 sigla prompt check --strict
+sigla prompt eval --json prompts/capsule-tags.prompt.yml
 
 Every failure ends as one ``sigla: error: …`` line on stderr and an exit code: 1 when the
 call failed, 2 for configuration or usage, 130 when interrupted, 141 (128 + SIGPIPE) when

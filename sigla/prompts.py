@@ -10,6 +10,7 @@ Example::
     p = load_prompt("prompts/capsule-tags.prompt.yml")   # errors name file, line and field
     p.render({"input": "..."})                            # [{"role": ..., "content": ...}]
     tags = p.run({"input": "..."}, parse=True)            # the file's model and parameters
+    report = p.evaluate()                                 # testData through the evaluators
 
 Which model a file runs on, the first that applies: ``run(..., model=)``; the client's
 model when it was set explicitly (``GitHubLLM(model=...)`` or ``SIGLA_LLM_MODEL``); the
@@ -26,12 +27,15 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._prompt_eval import CaseResult, EvalReport, EvalSummary, EvaluationResult
+from ._prompt_eval import aevaluate as _aevaluate
+from ._prompt_eval import evaluate as _evaluate
 from ._prompt_model import (
     Choice,
     Evaluator,
@@ -57,7 +61,11 @@ if TYPE_CHECKING:
     from .llm import GitHubLLM
 
 __all__ = [
+    "CaseResult",
     "Choice",
+    "EvalReport",
+    "EvalSummary",
+    "EvaluationResult",
     "Evaluator",
     "JsonSchema",
     "LLMEvaluator",
@@ -68,6 +76,7 @@ __all__ = [
     "PromptFileError",
     "StringEvaluator",
     "UnknownKey",
+    "fill_template",
     "format_value",
     "load_prompt",
     "parse_model_map",
@@ -195,21 +204,14 @@ class PromptFile:
         :class:`~sigla.errors.MissingVariablesError` naming all of them, unless
         ``strict=False``, which leaves it verbatim as gh-models does.
         """
-        values = _values(variables)
-        pattern = (
-            re.compile("|".join(re.escape("{{" + k + "}}") for k in sorted(values, key=len)[::-1]))
-            if values
-            else None
-        )
+        fill = _filler(_values(variables))
         out, missing, first = [], [], None
         for i, message in enumerate(self.messages):
-            content = message.content
-            for name in _PLACEHOLDER.findall(content):
-                if name not in values and name not in missing:
+            content, unfilled = fill(message.content)
+            for name in unfilled:
+                if name not in missing:
                     missing.append(name)
                     first = first or (i, message)
-            if pattern is not None:
-                content = pattern.sub(lambda m: values[m.group()[2:-2]], content)
             out.append({"role": message.role, "content": content})
         if missing and strict:
             assert first is not None
@@ -333,6 +335,36 @@ class PromptFile:
             **self.request(variables, llm=client, model=model, strict=strict, **overrides)
         )
 
+    # -- evaluating
+
+    def evaluate(
+        self,
+        llm: GitHubLLM | None = None,
+        concurrency: int | None = None,
+        *,
+        judge_model: str | None = None,
+    ) -> EvalReport:
+        """Run the file's ``testData`` through its ``evaluators``, as ``gh models eval`` does.
+
+        The cases are sent at once through ``llm``'s batch engine (its limits, retries
+        and cache; ``concurrency`` as :meth:`~sigla.llm.GitHubLLM.map`), then the judges'
+        calls (``llm`` and ``uses: github/...`` evaluators), on ``judge_model`` if given,
+        else ``SIGLA_JUDGE_MODEL``, else the evaluator's model through the model map. A
+        case whose call fails is reported failed with the error in its details; an error
+        that would befall every case (credential, unknown model, spent quota) raises.
+        """
+        return _evaluate(self, _client(llm), concurrency, judge_model)
+
+    async def aevaluate(
+        self,
+        llm: GitHubLLM | None = None,
+        concurrency: int | None = None,
+        *,
+        judge_model: str | None = None,
+    ) -> EvalReport:
+        """Async twin of :meth:`evaluate`."""
+        return await _aevaluate(self, _client(llm), concurrency, judge_model)
+
     def _check_parseable(self) -> None:
         if self.response_format not in ("json_object", "json_schema"):
             raise InvalidRequestError(
@@ -377,6 +409,30 @@ class PromptFile:
                 + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
             )
         return data
+
+
+def _filler(values: dict[str, str]) -> Callable[[str], tuple[str, list[str]]]:
+    """A function filling a template with ``values`` (gh-models' literal ``{{key}}``, in one
+    pass), returning the text and the placeholders left without a value."""
+    pattern = (
+        re.compile("|".join(re.escape("{{" + k + "}}") for k in sorted(values, key=len)[::-1]))
+        if values
+        else None
+    )
+
+    def fill(text: str) -> tuple[str, list[str]]:
+        unfilled = [name for name in _PLACEHOLDER.findall(text) if name not in values]
+        if pattern is not None:
+            text = pattern.sub(lambda m: values[m.group()[2:-2]], text)
+        return text, unfilled
+
+    return fill
+
+
+def fill_template(text: str, variables: Mapping[str, Any] | None) -> tuple[str, list[str]]:
+    """``text`` with each ``{{key}}`` of ``variables`` replaced as :meth:`PromptFile.render`
+    does, and the names of the placeholders left verbatim (without a value)."""
+    return _filler(_values(variables))(text)
 
 
 def _values(variables: Mapping[str, Any] | None) -> dict[str, str]:

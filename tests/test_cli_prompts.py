@@ -139,3 +139,122 @@ def test_schema_prints_the_packaged_json_schema():
         "json_object",
         "json_schema",
     ]
+
+
+# -- sigla prompt eval
+
+EVAL_PROMPT = """\
+name: E
+description: evaluated
+model: openai/gpt-4o-mini
+messages:
+  - role: user
+    content: "Say {{word}}"
+testData:
+  - word: one
+  - word: two
+evaluators:
+  - name: said
+    string: {startsWith: "echo: say"}
+  - name: WORD
+    string: {contains: "{{word}}"}
+"""
+
+
+def eval_file(tmp_path, text=EVAL_PROMPT, name="e.prompt.yml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_eval_prints_each_case_and_the_summary_and_exits_0_when_all_pass(fake, env, tmp_path):
+    result = invoke(["prompt", "eval", str(eval_file(tmp_path))], env)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:4] == [
+        "Running evaluation: E",
+        "Description: evaluated",
+        "Model: openai/gpt-4o-mini",
+        "Test cases: 2",
+    ]
+    assert "Test case 1/2: PASSED" in lines and "Test case 2/2: PASSED" in lines
+    assert "  pass  said  1.00  Expected to start with: 'echo: say'" in lines
+    assert lines[-2:] == ["Passed: 2/2 (100.00%)", "All tests passed!"]
+
+
+def test_eval_exits_1_when_a_case_fails(fake, env, tmp_path):
+    path = eval_file(tmp_path, EVAL_PROMPT.replace("  - word: two", "  - word: two\n    x: 1"))
+    path.write_text(path.read_text().replace('contains: "{{word}}"', 'contains: "one"'))
+    result = invoke(["prompt", "eval", str(path)], env)
+    assert result.exit_code == 1, result.output
+    assert "Test case 2/2: FAILED" in result.output
+    assert "  FAIL  WORD  0.00  Expected to contain: 'one'" in result.output
+    assert result.output.rstrip().endswith("Passed: 1/2 (50.00%)")
+
+
+def test_eval_json_is_gh_models_shape_and_an_array_for_several_files(fake, env, tmp_path):
+    one = eval_file(tmp_path)
+    result = invoke(["prompt", "eval", "--json", str(one)], env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert list(data) == ["name", "description", "model", "testResults", "summary"]
+    assert data["summary"] == {"totalTests": 2, "passedTests": 2, "failedTests": 0, "passRate": 100}
+    assert data["testResults"][1]["evaluationResults"][1] == {
+        "evaluatorName": "WORD",
+        "score": 1,
+        "passed": True,
+        "details": "Expected to contain: 'two'",
+    }
+    two = eval_file(tmp_path, EVAL_PROMPT.replace("name: E", "name: F"), "f.prompt.yml")
+    result = invoke(["prompt", "eval", "--json", str(one), str(two)], env)
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in json.loads(result.output)] == ["E", "F"]
+
+
+def test_eval_judge_model_flag_and_environment(fake, env, tmp_path):
+    path = eval_file(tmp_path, EVAL_PROMPT + "  - {name: fluent, uses: github/fluency}\n")
+    for text in ("Echo: Say one", "Echo: Say two", "5", "5"):
+        fake.reply(text)
+    result = invoke(
+        ["prompt", "eval", "-c", "1", "--judge-model", "openai/gpt-4.1", str(path)], env
+    )
+    assert result.exit_code == 0, result.output
+    assert {r.model for r in fake.requests[2:]} == {"openai/gpt-4.1"}
+    assert "  pass  fluent  1.00  LLM evaluation matched choice: '5'" in result.output
+    fake.reset()
+    invoke(["prompt", "eval", str(path)], {**env, "SIGLA_JUDGE_MODEL": "openai/gpt-5"})
+    assert {r.model for r in fake.requests[2:]} == {"openai/gpt-5"}
+
+
+def test_eval_with_a_cache_sends_nothing_the_second_time(fake, env, tmp_path):
+    path = eval_file(tmp_path)
+    cache = str(tmp_path / "answers.sqlite")
+    assert invoke(["prompt", "eval", "--cache", cache, str(path)], env).exit_code == 0
+    sent = len(fake.requests)
+    result = invoke(["prompt", "eval", "--cache", cache, str(path)], env)
+    assert result.exit_code == 0 and len(fake.requests) == sent == 2
+
+
+def test_eval_of_an_invalid_file_is_a_usage_error_and_sends_nothing(fake, env, tmp_path):
+    good = eval_file(tmp_path)
+    bad = eval_file(tmp_path, "name: x\n", "bad.prompt.yml")
+    result = invoke(["prompt", "eval", str(good), str(bad)], env)
+    assert result.exit_code == 2
+    assert f"{bad}:1:1: messages: is required" in result.output
+    assert fake.requests == []
+
+
+def test_eval_a_credential_error_stops_with_one_line(fake, env, tmp_path):
+    fake.fail("unauthorized", times=None)
+    result = invoke(["prompt", "eval", str(eval_file(tmp_path))], env)
+    assert result.exit_code == 1
+    assert "sigla: error:" in result.output and "Traceback" not in result.output
+
+
+def test_eval_runs_the_shipped_prompts_by_default(fake, env, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = invoke(["prompt", "eval", "--json"], env)
+    assert result.exit_code in (0, 1), result.output  # echo replies need not pass
+    reports = json.loads(result.output)
+    assert len(reports) == len(list((ROOT / "prompts").glob("*.prompt.yml")))
+    assert all(r["summary"]["totalTests"] == len(r["testResults"]) > 0 for r in reports)
