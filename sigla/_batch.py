@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Union
 
 from ._admission import BATCH, Seat
@@ -253,8 +253,14 @@ def run_threads(
     progress: Progress,
     params: dict[str, Any],
 ) -> tuple[Generator[tuple[int, Result], None, None], _Outcome]:
-    """Start a threaded batch: its ``(index, result)`` pairs as they finish, and its outcome."""
+    """Start a threaded batch: its ``(index, result)`` pairs as they finish, and its outcome.
+
+    A sized input (``map``'s list) starts no more threads than it has items: a one-item
+    batch (a capsule summarised per record on a data engine) would start and end several
+    threads for nothing."""
     workers, gate = workers_for(llm, concurrency, adaptive)
+    if isinstance(prompts, Sized):
+        workers = max(1, min(workers, len(prompts)))
     run = _ThreadRun(llm, prompts, system, params, workers, gate, progress)
     return run.__iter__(), run.outcome
 
@@ -276,6 +282,7 @@ async def run_tasks(
     import asyncio
 
     workers, gate = workers_for(llm, concurrency, adaptive)
+    workers = max(1, min(workers, len(prompts)))
     outcome = _Outcome(llm.settings.max_retry_wait)
     results: list[Result | None] = [None] * len(prompts)
     items = iter(enumerate(prompts))

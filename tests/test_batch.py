@@ -445,3 +445,27 @@ def test_leaving_imap_early_leaves_no_worker_thread_behind(make_llm, fake):
     ):
         time.sleep(0.01)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("sigla-batch")]
+
+
+def test_a_short_batch_starts_no_more_threads_than_it_has_items(make_llm, fake):
+    import threading
+
+    fake.latency = 0.3
+    seen: list[int] = []
+    llm = make_llm(limits=RateLimits(concurrent_requests=5))
+    done = threading.Event()
+
+    def count() -> None:
+        while not done.is_set():
+            seen.append(sum(t.name.startswith("sigla-batch") for t in threading.enumerate()))
+            time.sleep(0.01)
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        assert llm.map(["only"], concurrency=None) == ["Echo: only"]
+        assert llm.map(["a", "b"], concurrency=8) == ["Echo: a", "Echo: b"]
+    finally:
+        done.set()
+        counter.join()
+    assert 0 < max(seen) <= 2
