@@ -36,9 +36,24 @@ ideals or baselines measured in the same run, never absolute times.
    in-process limiter (each process its own budget: the baseline), SQLite and Redis, and
    the ratio to in-process. Also a whole ``Admission`` cycle (enter, succeeded, leave: the
    gate every request passes). Target: the shared limiters sustain >= 500 cycles/s.
+3. Dask: ``--capsules`` (500) synthetic capsules (unique texts) summarised on
+   ``tests/test_engines.py``'s ``distributed.LocalCluster`` (3 worker processes x 2
+   threads), in ``--partitions`` (20) pandas partitions, ``client.map(summarize_batch,
+   parts, llm=llm)`` (``field=None``: one summary request per capsule), against a double
+   with extractive replies, ``concurrency=2``, ``rpm=--dask-rpm`` (120: 20 requests/s
+   real, about 25 s for 500) on the same fast clock, once with the shared SQLite limiter
+   and once with Redis. Each worker first summarises two capsules on a warm-up credential
+   of its own (``client.run``): imports, store and client are not timed. Throughput = the
+   ideal span for the capsules' requests / submit to the last answer the double finished
+   (best steady state 0.96, as in part 1). Checked: the answered requests hold each
+   capsule's text exactly once, every row has a summary and no error. Reported: the
+   workers' CPU (all three processes) and this process's (the double, the scheduler),
+   against the span. Targets: throughput >= 0.85, every capsule exactly once, 429s <= 2 %,
+   max in flight <= 2.
 
     python benchmarks/scale_out.py            # 200 prompts, 4 processes x 4 threads
-    python benchmarks/scale_out.py --quick    # 100 prompts, shorter limiter runs
+    python benchmarks/scale_out.py --quick    # 100 prompts, 150 capsules, shorter runs
+    python benchmarks/scale_out.py --part dask    # the Dask cluster only
 """
 
 from __future__ import annotations
@@ -397,6 +412,189 @@ def limiter_rate(url: str | None, mode: str, processes: int, seconds: float) -> 
     return sum(count / elapsed for count, elapsed, _ in answers)
 
 
+# ---------------------------------------------------------------- part 3: a Dask cluster
+
+
+DASK_WORKERS, DASK_THREADS = 3, 2  # tests/test_engines.py's LocalCluster
+MAX_INPUT = 2_000  # tokens a request may hold: the double states no model limit
+
+
+def capsule_text(i: int) -> str:
+    """Capsule ``i``'s text: unique, and no capsule's text holds another's."""
+    return f"Widget {i:05d} ships from depot {i % 7} on day {i % 28 + 1}. It is blue."
+
+
+def dask_warm(url: str, limiter: str, rpm: int) -> tuple[int, float]:
+    """On a worker: import sigla, pandas and the SDK, build a client, open the store and
+    summarise two capsules on this worker's own warm-up credential (its own budget at the
+    limiter and the double). Its pid and CPU seconds so far."""
+    import pandas
+
+    use_this_checkout()
+    from sigla.capsules import summarize_batch
+    from sigla.llm import GitHubLLM, RateLimits
+
+    limits = RateLimits(requests_per_minute=rpm, concurrent_requests=CAP)
+    llm = GitHubLLM(
+        endpoint=url, token=f"warm-{os.getpid()}", model=MODEL, limits=limits, limiter=limiter
+    )
+    frame = pandas.DataFrame({"id": ["w-0", "w-1"], "text": ["Warm up. Now.", "Warm up twice."]})
+    summarize_batch(frame, llm, max_input_tokens=MAX_INPUT)
+    return os.getpid(), time.process_time()
+
+
+def process_cpu() -> float:
+    return time.process_time()
+
+
+@dataclass
+class DaskRun(ScaleRun):
+    partitions: int = 0
+    gathered: float = 0.0  # submit to the last partition back in the parent
+    first: float = 0.0  # submit to the first request the double read
+    parent_cpu: float = 0.0  # this process: the double, the scheduler, the client
+    covered: Counter[int] = field(default_factory=Counter)  # capsules by times in answered requests
+    sent_twice: int = 0  # capsules whose text went out more than once (a 429, a task rerun)
+    bad_rows: list[str] = field(default_factory=list)
+
+    @property
+    def once(self) -> bool:
+        return set(self.covered) == {1} and not self.bad_rows
+
+    def lines(self) -> list[str]:
+        if self.error:
+            return [f"  {self.label:<22} FAILED: {self.error}"]
+        out = super().lines()[:-1]  # the workers' map line is not Dask's
+        times = ", ".join(f"{k}x: {n}" for k, n in sorted(self.covered.items()))
+        out += [
+            f"  {'':<22} capsules in the answered requests by times sent: {times}; "
+            f"{self.sent_twice} sent more than once; {len(self.bad_rows)} rows without "
+            f"a summary",
+            f"  {'':<22} {self.partitions} partitions: first request {self.first:.2f} s, all "
+            f"gathered {self.gathered:.2f} s after "
+            f"submit; workers' CPU {self.cpu:.1f} s ({self.cpu / self.span:.2f} cores over "
+            f"the span, {1e3 * self.cpu / max(1, self.sent):.1f} ms a request), this "
+            f"process's {self.parent_cpu:.1f} s ({self.parent_cpu / self.span:.2f} cores)",
+        ]
+        out += [f"  {'':<22}   row: {row}" for row in self.bad_rows[:5]]
+        return out
+
+
+def dask_run(
+    client: Any, label: str, limiter: str, n: int, partitions: int, rpm: int, scale: float
+) -> DaskRun:
+    """``n`` capsules in ``partitions`` DataFrame partitions, ``client.map(summarize_batch,
+    parts, llm=llm)``, against a fresh double."""
+    import pandas
+
+    from sigla.capsules import summarize_batch
+    from sigla.llm import GitHubLLM, RateLimits
+
+    run = DaskRun(label, n, rpm, 60.0 * scale, partitions=partitions)
+    ids = [f"cap-{i}" for i in range(n)]
+    texts = [capsule_text(i) for i in range(n)]
+    frame = pandas.DataFrame({"id": ids, "text": texts})
+    size = -(-n // partitions)
+    parts = [frame.iloc[i : i + size] for i in range(0, n, size)]
+    options = {
+        "reply_mode": "extractive",
+        "concurrency": CAP,
+        "rpm": rpm,
+        "clock": scaled_clock(scale),
+        "latency": LATENCY,
+    }
+    with counting_double(**options) as fake:
+        try:
+            client.run(dask_warm, fake.url, limiter, rpm)
+            limits = RateLimits(requests_per_minute=rpm, concurrent_requests=CAP)
+            llm = GitHubLLM(
+                endpoint=fake.url, token=TOKEN, model=MODEL, limits=limits, limiter=limiter
+            )
+            cpu_before = client.run(process_cpu)
+            fake.reset()  # the warm-up calls are not counted
+            parent_cpu, started = time.process_time(), time.perf_counter()
+            futures = client.map(
+                summarize_batch, parts, llm=llm, max_input_tokens=MAX_INPUT, pure=False
+            )
+            out = pandas.concat(client.gather(futures))
+            run.gathered = time.perf_counter() - started
+            run.parent_cpu = time.process_time() - parent_cpu
+            cpu_after = client.run(process_cpu)
+        except Exception as exc:
+            run.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:400]}"
+            return run
+        run.cpu = sum(cpu_after[w] - cpu_before.get(w, 0.0) for w in cpu_after)
+        run.walls = [run.gathered]
+        log = [r for r in fake.requests if r.path.endswith("/chat/completions")]
+        run.sent = len(log)
+        run.answered = sum(r.status == 200 for r in log)
+        run.refused = sum(r.status == 429 for r in log)
+        run.refusals = dict(fake.refusals)
+        run.max_in_flight = fake.max_in_flight
+        run.tried = tried_in_flight(log, run.max_in_flight)
+        run.most_per_window = most_in_window(sorted(r.received_at for r in log), run.window)
+        done = [r.finished_at for r in log if r.finished_at is not None]
+        run.span = max(done) - started if done else 0.0
+        run.first = min(r.received_at for r in log) - started if log else 0.0
+    run.ideal = ideal_span(n, rpm, run.window, CAP, LATENCY)
+
+    def contents(requests: list[Any]) -> str:  # every user message, one per line
+        return "\n".join(
+            str(m.get("content"))
+            for r in requests
+            for m in r.body["messages"]
+            if m["role"] == "user"
+        )
+
+    answered = contents([r for r in log if r.status == 200])
+    every = contents(log)
+    run.covered = Counter(answered.count(text) for text in texts)
+    run.sent_twice = sum(every.count(text) > 1 for text in texts)
+    run.items = len(out)
+    rows = out.to_dict("records")
+    if [r["id"] for r in rows] != ids:
+        run.bad_rows.append(f"ids out of order or missing: {len(rows)} rows for {n} capsules")
+    for row in rows:
+        if row["error"] is not None or not isinstance(row["summary"], str) or not row["summary"]:
+            run.bad_rows.append(f"{row['id']}: summary {row['summary']!r}, error {row['error']!r}")
+    run.failed = Counter(
+        f"{r['error_type']}: {str(r['error'])[:200]}" for r in rows if r["error"] is not None
+    )
+    return run
+
+
+@contextmanager
+def dask_cluster() -> Iterator[Any]:
+    """tests/test_engines.py's cluster: 3 worker processes x 2 threads on 127.0.0.1."""
+    import _common
+    import cloudpickle
+    import dask
+    import distributed
+
+    # The workers import neither this script nor _common: their functions travel by value.
+    cloudpickle.register_pickle_by_value(_common)
+    # No sampling profiler on the workers: it calls sys._current_frames() every 10 ms, and
+    # before CPython 3.11.9 (gh-106883) a garbage collection inside that call while a
+    # thread exits deadlocks the worker (GIL against the thread-list lock). sigla's batches
+    # start and end threads all the time (each summary's llm.map starts its own), and a
+    # run hung for 10 minutes until the scheduler restarted the workers and their tasks
+    # sent 190 capsules twice. Nanny hands this setting to the worker processes.
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = distributed.LocalCluster(
+            n_workers=DASK_WORKERS,
+            processes=True,
+            threads_per_worker=DASK_THREADS,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
 # ---------------------------------------------------------------- the stores
 
 
@@ -523,6 +721,59 @@ def part_limiter(counts: list[int], seconds: float, folder: str, redis: str) -> 
     return rows
 
 
+def part_dask(args: Any, n: int, stores: dict[str, str]) -> list[Row]:
+    print(
+        f"3. Dask: {DASK_WORKERS} worker processes x {DASK_THREADS} threads, {n} capsules in "
+        f"{args.partitions} DataFrame partitions, summarize_batch each, one double: {CAP} "
+        f"concurrent, {args.dask_rpm} per minute, a minute of {60 * args.scale:g} real s, "
+        f"latency {LATENCY} s"
+    )
+    rows: list[Row] = []
+    with dask_cluster() as client:
+        for name, url in stores.items():
+            label = f"Dask, shared {name}"
+            run = dask_run(
+                client,
+                label,
+                with_options(url, time_scale=args.scale),
+                n,
+                args.partitions,
+                args.dask_rpm,
+                args.scale,
+            )
+            print("\n".join(run.lines()), flush=True)
+            if run.error:
+                rows.append((label, "failed", "runs", False))
+                continue
+            rows += [
+                (
+                    f"{label}: throughput",
+                    f"{run.throughput:.3f}",
+                    ">= 0.85",
+                    run.throughput >= 0.85,
+                ),
+                (
+                    f"{label}: each capsule once",
+                    f"{run.covered.get(1, 0)} of {n}, {len(run.bad_rows)} rows bad",
+                    "all",
+                    run.once,
+                ),
+                (
+                    f"{label}: 429s",
+                    f"{100 * run.refused_share:.1f} % ({run.refused})",
+                    "<= 2 %",
+                    run.refused_share <= 0.02,
+                ),
+                (
+                    f"{label}: max in flight",
+                    f"{run.max_in_flight} (tried {run.tried})",
+                    f"<= {CAP}",
+                    run.max_in_flight <= CAP,
+                ),
+            ]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=None, help="prompts in all (200)")
@@ -535,10 +786,20 @@ def main() -> None:
     parser.add_argument(
         "--seconds", type=float, default=None, help="each limiter-alone run (3; quick 1.5)"
     )
-    parser.add_argument("--part", choices=("all", "scale", "limiter"), default="all")
-    parser.add_argument("--quick", action="store_true", help="100 prompts, short limiter runs")
+    parser.add_argument(
+        "--capsules", type=int, default=None, help="capsules summarised on Dask (500; quick 150)"
+    )
+    parser.add_argument("--partitions", type=int, default=20, help="Dask partitions (20)")
+    parser.add_argument(
+        "--dask-rpm", type=int, default=120, help="requests per (scaled) minute on Dask (120)"
+    )
+    parser.add_argument("--part", choices=("all", "scale", "limiter", "dask"), default="all")
+    parser.add_argument(
+        "--quick", action="store_true", help="100 prompts, 150 capsules, short limiter runs"
+    )
     args = parser.parse_args()
     n = args.prompts or (100 if args.quick else 200)
+    capsules = args.capsules or (150 if args.quick else 500)
     seconds = args.seconds or (1.5 if args.quick else 3.0)
     counts = sorted({1, 2, args.processes} if not args.quick else {1, args.processes})
 
@@ -551,6 +812,9 @@ def main() -> None:
             rows += part_scale(args, n, stores)
         if args.part in ("all", "limiter"):
             rows += part_limiter(counts, seconds, folder, redis)
+        if args.part in ("all", "dask"):
+            stores = {"SQLite": sqlite_url(folder, "dask-limits.db"), "Redis": redis}
+            rows += part_dask(args, capsules, stores)
 
     print("SUMMARY")
     width = max(len(r[0]) for r in rows)
