@@ -155,6 +155,12 @@ def add_prompt_commands(
     @click.option("-p", "--provider", help=helps["provider"])
     @click.option("-e", "--endpoint", help=helps["endpoint"])
     @click.option("--no-stream", is_flag=True, help="Print the whole answer at once.")
+    @click.option(
+        "--strict/--no-strict",
+        default=True,
+        help="Refuse a {{placeholder}} no variable fills (default), or send it as written, "
+        "as gh models run does.",
+    )
     @command
     def run(
         file: str,
@@ -168,6 +174,7 @@ def add_prompt_commands(
         provider: str | None,
         endpoint: str | None,
         no_stream: bool,
+        strict: bool,
     ) -> None:
         """Run the prompt FILE and print the answer; TEXT or piped stdin fills {{input}}."""
         from .llm import GitHubLLM
@@ -187,11 +194,15 @@ def add_prompt_commands(
             "top_p": top_p,
         }
         if no_stream or not sys.stdout.isatty():
-            click.echo(prompt_file.run(variables, llm=llm, model=model, **overrides))
+            click.echo(
+                prompt_file.run(variables, llm=llm, model=model, strict=strict, **overrides)
+            )
             return
         out, wrote = sys.stdout, False
         try:
-            with prompt_file.stream(variables, llm=llm, model=model, **overrides) as stream:
+            with prompt_file.stream(
+                variables, llm=llm, model=model, strict=strict, **overrides
+            ) as stream:
                 for piece in stream:
                     wrote = True
                     out.write(piece)
@@ -250,6 +261,7 @@ def add_prompt_commands(
         evaluator, as gh models eval does. Exit 0 when every test case passes, 1 when one
         fails (or a call fails for all), 2 for a usage or prompt-file error.
         """
+        from ._prompt_eval import json_text
         from .llm import GitHubLLM
         from .prompts import load_prompt
 
@@ -268,7 +280,7 @@ def add_prompt_commands(
         if as_json:
             data = [r.as_dict() for r in reports]
             shown = data[0] if len(data) == 1 else data
-            click.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
+            click.echo(json_text(shown))
         sys.exit(0 if all(r.passed for r in reports) else 1)
 
     @prompt.command(name="check")

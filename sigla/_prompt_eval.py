@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -162,7 +163,7 @@ class EvalReport:
 
     def to_json(self, indent: int | None = 2) -> str:
         """:meth:`as_dict` as JSON text (values YAML gave that JSON lacks, as strings)."""
-        return json.dumps(self.as_dict(), indent=indent, ensure_ascii=False, default=str)
+        return json_text(self.as_dict(), indent)
 
     def to_text(self) -> str:
         """The human-readable report: a header, each case PASSED or FAILED with every
@@ -469,3 +470,20 @@ async def aevaluate(
         )
         verdicts.extend(zip(calls, said, strict=True))
     return run.report(verdicts)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as Go prints them (``NaN``, ``+Inf``, ``-Inf``):
+    JSON has no such numbers, and a test case may hold YAML's ``.nan``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def json_text(value: Any, indent: int | None = 2) -> str:
+    """Valid JSON, always: non-finite numbers become Go's text for them (:func:`_finite`)."""
+    return json.dumps(_finite(value), indent=indent, ensure_ascii=False, default=str)

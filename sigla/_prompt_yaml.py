@@ -2,8 +2,10 @@
 
 PyYAML parses (safely: it only composes nodes, never builds Python objects from tags);
 the values are built here with YAML 1.2's core schema, which is what ``yaml.v3`` applies
-to untyped values: ``yes``/``no``/``on``/``off`` stay strings, ``012`` is the integer 12,
-``0o12`` is 10. A duplicate key is an error, as in ``yaml.v3``. Each value is a
+to untyped values: ``yes``/``no``/``on``/``off`` stay strings; integers are read as
+``yaml.v3`` reads them (Go's ``strconv.ParseInt(s, 0, 64)`` after dropping ``_``), so
+``012`` is 10 (the old octal), ``0o12`` 10, ``0x1F`` 31, ``0b101`` 5, ``1_000`` 1000, and an
+integer past 64 bits is a float. A duplicate key is an error, as in ``yaml.v3``. Each value is a
 :class:`YNode` that remembers its line and column (1-based), its source text and whether it
 was a quoted scalar, so the prompt-file model can say "temperature at line 4 is a quoted
 string" the way ``yaml.v3`` refuses ``temperature: "0.5"``.
@@ -20,9 +22,9 @@ __all__ = ["YAMLProblem", "YNode", "parse_yaml", "plain_value"]
 
 _NULL = re.compile(r"~|null|Null|NULL|")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT10 = re.compile(r"[-+]?[0-9]+")
-_INT8 = re.compile(r"0o[0-7]+")
-_INT16 = re.compile(r"0x[0-9a-fA-F]+")
+_GO_INT = re.compile(r"([-+]?)(0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+|0[0-7]*|[1-9][0-9]*)")
+_INT_RANGE = (-(2**63), 2**64)  # int64, or uint64 as yaml.v3 tries next
+_MAX_EXPANDED = 50_000  # nodes built with aliases expanded, unless few of them are aliases
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _INF = re.compile(r"[-+]?\.(inf|Inf|INF)")
 _NAN = re.compile(r"\.(nan|NaN|NAN)")
@@ -64,19 +66,33 @@ def _scalar(text: str, tag: str) -> Any:
         return None
     if text in _BOOL:
         return _BOOL[text]
-    if _INT10.fullmatch(text):
-        return int(text, 10)
-    if _INT8.fullmatch(text):
-        return int(text[2:], 8)
-    if _INT16.fullmatch(text):
-        return int(text[2:], 16)
-    if _FLOAT.fullmatch(text):
-        return float(text)
+    plain = text.replace("_", "") if text[:1] in "+-.0123456789" else text
+    number = _go_int(plain)
+    if number is not None:
+        return number
+    if _FLOAT.fullmatch(plain):
+        return float(plain)
     if _INF.fullmatch(text):
         return -math.inf if text.startswith("-") else math.inf
     if _NAN.fullmatch(text):
         return math.nan
     return text
+
+
+def _go_int(plain: str) -> int | None:
+    """An integer as Go's ``strconv.ParseInt(plain, 0, 64)`` (then ``ParseUint``) reads it."""
+    match = _GO_INT.fullmatch(plain)
+    if match is None:
+        return None
+    sign, digits = match.groups()
+    low = digits.lower()
+    base = {"0x": 16, "0b": 2, "0o": 8}.get(low[:2])  # and a bare leading 0: octal
+    if base is not None:
+        value = int(low[2:], base)
+    else:
+        value = int(low[1:], 8) if low.startswith("0") and len(low) > 1 else int(low)
+    value = -value if sign == "-" else value
+    return value if _INT_RANGE[0] <= value < _INT_RANGE[1] else None
 
 
 def _tagged(text: str, tag: str, line: int, column: int) -> Any:
@@ -96,12 +112,15 @@ def _tagged(text: str, tag: str, line: int, column: int) -> Any:
     return float(value) if name == "float" else value
 
 
-def _build(node: Any, depth: int) -> YNode:
+def _build(node: Any, depth: int, budget: list[int]) -> YNode:
     import yaml
 
     line, column = node.start_mark.line + 1, node.start_mark.column + 1
     if depth > _MAX_DEPTH:
         raise YAMLProblem("the document nests too deeply (recursive aliases?)", line, column)
+    budget[0] -= 1
+    if budget[0] < 0:  # a "billion laughs": aliases of aliases expanding without end
+        raise YAMLProblem("the document contains excessive aliasing", line, column)
     if isinstance(node, yaml.ScalarNode):
         if node.tag == "?":  # plain and untagged: resolved by the core schema
             return YNode("scalar", _scalar(node.value, node.tag), line, column, node.value)
@@ -110,15 +129,15 @@ def _build(node: Any, depth: int) -> YNode:
         value = _tagged(node.value, node.tag, line, column)
         return YNode("scalar", value, line, column, node.value, quoted=isinstance(value, str))
     if isinstance(node, yaml.SequenceNode):
-        return YNode("seq", [_build(item, depth + 1) for item in node.value], line, column)
+        return YNode("seq", [_build(item, depth + 1, budget) for item in node.value], line, column)
     if isinstance(node, yaml.MappingNode):
         out = YNode("map", {}, line, column)
         merged: list[YNode] = []
         for key_node, value_node in node.value:
-            key = _build(key_node, depth + 1)
+            key = _build(key_node, depth + 1, budget)
             if key.kind != "scalar":
                 raise YAMLProblem("a mapping key must be a scalar", key.line, key.column)
-            value = _build(value_node, depth + 1)
+            value = _build(value_node, depth + 1, budget)
             if key.text == "<<" and not key.quoted:  # a merge key, as yaml.v3 reads it
                 merged.extend(value.value if value.kind == "seq" else [value])
                 continue
@@ -166,6 +185,8 @@ def parse_yaml(text: str) -> YNode | None:
     loader = _Loader(text)
     try:
         node = loader.get_node() if loader.check_node() else None
+    except RecursionError:
+        raise YAMLProblem("the document nests too deeply", None, None) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
@@ -178,11 +199,15 @@ def parse_yaml(text: str) -> YNode | None:
         loader.dispose()
     if node is None:
         return None
-    for tagged in _tags(node):
+    distinct = _tags(node)
+    for tagged in distinct:
         if not tagged.tag.startswith(_TAG) and tagged.tag not in ("?", "!"):
             mark = tagged.start_mark
             raise YAMLProblem(f"unknown tag {tagged.tag}", mark.line + 1, mark.column + 1)
-    return _build(node, 0)
+    try:
+        return _build(node, 0, [max(_MAX_EXPANDED, 10 * len(distinct))])
+    except RecursionError:
+        raise YAMLProblem("the document nests too deeply", None, None) from None
 
 
 def _tags(node: Any) -> list[Any]:

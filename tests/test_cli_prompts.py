@@ -258,3 +258,32 @@ def test_eval_runs_the_shipped_prompts_by_default(fake, env, monkeypatch):
     reports = json.loads(result.output)
     assert len(reports) == len(list((ROOT / "prompts").glob("*.prompt.yml")))
     assert all(r["summary"]["totalTests"] == len(r["testResults"]) > 0 for r in reports)
+
+
+def test_run_no_strict_sends_an_unfilled_placeholder_as_written(fake, env, tmp_path):
+    path = tmp_path / "m.prompt.yml"
+    path.write_text(
+        "model: openai/gpt-4o-mini\n"
+        "messages: [{role: user, content: 'Use {{#each items}} for {{input}}'}]\n"
+    )
+    refused = CliRunner().invoke(main, ["prompt", "run", str(path), "x", "--no-stream"], env=env)
+    assert refused.exit_code == 2 and "#each items" in refused.output
+    result = invoke(["prompt", "run", str(path), "x", "--no-stream", "--no-strict"], env)
+    assert result.exit_code == 0, result.output
+    assert fake.requests[-1].body["messages"][-1]["content"] == "Use {{#each items}} for x"
+
+
+def test_eval_json_is_valid_json_when_a_test_case_holds_nan(fake, env, tmp_path):
+    path = tmp_path / "n.prompt.yml"
+    path.write_text(
+        "model: openai/gpt-4o-mini\n"
+        "messages: [{role: user, content: '{{n}}'}]\n"
+        "testData: [{n: .nan, m: -.inf}]\n"
+        "evaluators: [{name: any, string: {contains: 'a'}}]\n"
+    )
+    result = CliRunner().invoke(main, ["prompt", "eval", str(path), "--json"], env=env)
+    def refuse(constant: str) -> None:
+        pytest.fail(f"{constant} is not JSON")
+
+    report = json.loads(result.output, parse_constant=refuse)
+    assert report["testResults"][0]["testCase"] == {"n": "NaN", "m": "-Inf"}

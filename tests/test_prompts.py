@@ -535,3 +535,44 @@ def test_importing_sigla_llm_or_sigla_prompts_imports_no_yaml_or_jsonschema():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_integers_are_read_as_yaml_v3_reads_them(tmp_path):
+    p = load_prompt(
+        write(
+            tmp_path,
+            """\
+            modelParameters: {maxTokens: 0100}
+            messages: [{role: user, content: "{{a}}|{{b}}|{{c}}|{{d}}|{{e}}|{{f}}|{{g}}"}]
+            testData:
+              - {a: 017, b: 1_000, c: 0b101, d: 0X1F, e: -0x1F, f: 99999999999999999999, g: 08}
+            """,
+        )
+    )
+    assert p.model_parameters.max_tokens == 64  # Go's base-0 ParseInt: a leading 0 is octal
+    assert p.render(p.test_data[0])[0]["content"] == "15|1000|5|31|-31|1e+20|8"
+
+
+def test_an_alias_bomb_is_refused_quickly(tmp_path):
+    import time
+
+    lines = ["messages: [{role: user, content: hi}]", "testData:"]
+    lines.append("  - a0: &a0 [x, x, x, x, x, x, x, x, x]")
+    for level in range(1, 8):
+        previous = f"*a{level - 1}"
+        lines.append(f"    a{level}: &a{level} [{', '.join([previous] * 9)}]")
+    path = tmp_path / "bomb.prompt.yml"
+    path.write_text("\n".join(lines) + "\n")
+    started = time.monotonic()
+    with pytest.raises(PromptFileError) as caught:
+        load_prompt(path)
+    assert "excessive aliasing" in str(caught.value)
+    assert time.monotonic() - started < 5
+
+
+def test_deep_nesting_is_a_prompt_file_error(tmp_path):
+    path = tmp_path / "deep.prompt.yml"
+    path.write_text("messages: [{role: user, content: hi}]\ntestData: " + "[" * 5000 + "]" * 5000)
+    with pytest.raises(PromptFileError) as caught:
+        load_prompt(path)
+    assert "nests too deeply" in str(caught.value)
