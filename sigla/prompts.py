@@ -388,7 +388,8 @@ class PromptFile:
         except ImportError:
             raise MissingDependencyError(
                 "Checking an answer against a prompt's jsonSchema needs jsonschema: "
-                "pip install 'sigla[prompts]'."
+                '`pip install "jsonschema>=4"`, or, from sigla\'s source tree, '
+                '`pip install -e ".[prompts]"`.'
             ) from None
         try:
             validator = jsonschema.validators.validator_for(schema)(schema)
