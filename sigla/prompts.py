@@ -166,6 +166,11 @@ def parse_model_map(
             raise ConfigurationError(f"{source}: model ids must be strings.")
         if not left.strip() or not right.strip():
             raise ConfigurationError(f"{source}: {left}={right} has an empty model id.")
+        if out.get(left.strip(), right.strip()) != right.strip():
+            raise ConfigurationError(
+                f"{source} maps {left.strip()} twice ({out[left.strip()]} and {right.strip()}): "
+                "keep one."
+            )
         out[left.strip()] = right.strip()
     return out
 

@@ -576,3 +576,12 @@ def test_deep_nesting_is_a_prompt_file_error(tmp_path):
     with pytest.raises(PromptFileError) as caught:
         load_prompt(path)
     assert "nests too deeply" in str(caught.value)
+
+
+def test_a_model_map_naming_one_model_twice_is_refused():
+    from sigla.errors import ConfigurationError
+    from sigla.prompts import parse_model_map
+
+    assert parse_model_map("a=b, a=b,c=d") == {"a": "b", "c": "d"}  # a repeat is harmless
+    with pytest.raises(ConfigurationError, match="maps a twice"):
+        parse_model_map("a=b , a=c", source="SIGLA_MODEL_MAP")
