@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -171,3 +172,18 @@ def limiter_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'limits.db'}"
     return str(request.getfixturevalue("redis_url"))
+
+
+# A job started in the background by a non-interactive shell (`bash .ci/run &`) inherits
+# SIGINT ignored, and Python then installs no KeyboardInterrupt handler: a test's child
+# sent SIGINT would never notice. Children that a test interrupts start through this shim,
+# which restores the default disposition and execs the real command.
+_SIGINT_DEFAULT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def interruptible(argv: list[str]) -> list[str]:
+    """``argv`` (starting with an executable's path) as a command that Ctrl-C reaches."""
+    return [sys.executable, "-c", _SIGINT_DEFAULT, *argv]

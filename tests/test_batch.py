@@ -12,7 +12,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import TOKEN
+from conftest import TOKEN, interruptible
 
 from sigla._cache import open_cache
 from sigla.llm import (
@@ -248,7 +248,7 @@ def test_ctrl_c_stops_a_batch_promptly_and_closes_its_connections(fake, tmp_path
     script = tmp_path / "batch.py"
     script.write_text(CTRL_C)
     child = subprocess.Popen(
-        [sys.executable, str(script), fake.url, mode],
+        interruptible([sys.executable, str(script), fake.url, mode]),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

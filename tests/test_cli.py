@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import TOKEN
+from conftest import TOKEN, interruptible
 
 import sigla
 from sigla._config import PROVIDERS
@@ -43,7 +43,9 @@ def process_env(fake, **extra):
 
 
 def sigla_process(args, env, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "sigla.cli", *args], env=env, **kwargs)
+    return subprocess.Popen(
+        interruptible([sys.executable, "-m", "sigla.cli", *args]), env=env, **kwargs
+    )
 
 
 def assert_one_error_line(result_or_stderr):

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import interruptible
 
 import sigla.testing as testing
 from sigla.testing import FAULTS, FakeGitHubModels, RecordedRequest
@@ -1033,7 +1034,7 @@ def test_cli_serves_the_scripted_faults_in_order() -> None:
     command = [sys.executable, "-m", "sigla.testing", "--port", "0", "--chunk-delay", "0"]
     command += ["--fail", "rate_limit_day", "--fail", "server_error:2,status=503"]
     server = subprocess.Popen(
-        command, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1]
+        interruptible(command), stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1]
     )
     try:
         assert server.stdout is not None

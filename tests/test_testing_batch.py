@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import interruptible
 from test_testing import CHAT, TOKEN, _wait_for, call, chat, connect, events, text_of
 
 from sigla.testing import FakeGitHubModels
@@ -431,7 +432,7 @@ def start_double(*args: str) -> subprocess.Popen[str]:
     """The double in its own session, as a shell runs a foreground job, so that a test can
     send the whole group a terminal's Ctrl-C."""
     return subprocess.Popen(
-        [sys.executable, "-m", "sigla.testing", *args],
+        interruptible([sys.executable, "-m", "sigla.testing", *args]),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
