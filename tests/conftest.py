@@ -29,6 +29,18 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def fresh_budgets() -> Iterator[None]:
+    """Each test starts with no process-wide budget left by another: a client of an earlier
+    test kept alive by a reference cycle until the next garbage collection would otherwise
+    meet a later test's client on the same (reused) loopback port, with another clock."""
+    yield
+    from sigla import _limits
+
+    with _limits._registry_lock:
+        _limits._registry.clear()
+
+
 class FakeClock:
     """A clock shared by the double's rate windows and the client's retry sleeps."""
 
