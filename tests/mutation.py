@@ -68,6 +68,9 @@ EXTRA_TESTS: dict[str, list[str]] = {
         "tests/test_providers.py",
         "tests/test_hardening.py",
         "tests/test_secrets.py",
+        "tests/test_hostile.py",
+        "tests/test_speed_paths.py",
+        "tests/test_limits.py",  # the gate the transport passes each request through
     ],
     "_sse": ["tests/test_hardening.py"],
     "_batch": ["tests/test_batch.py", "tests/test_cli_batch.py", "tests/test_capsules.py"],
@@ -75,6 +78,14 @@ EXTRA_TESTS: dict[str, list[str]] = {
     "_cache": ["tests/test_cache.py", "tests/test_batch.py"],
     "_cache_sqlite": ["tests/test_cache.py", "tests/test_batch.py"],
 }
+
+# Tests left out of every run: they send SIGINT to a real child process that imports the
+# mutated copy, and under mutmut's trampolines the child can outlive the test's timeout even
+# with no mutant active, which stops the run in its clean pass. Add more with --deselect.
+DESELECT = [
+    "tests/test_cli.py::test_ctrl_c_in_a_real_process_ends_the_line_and_exits_130",
+    "tests/test_batch.py::test_ctrl_c_stops_a_batch_promptly_and_closes_its_connections",
+]
 
 # Survivors that behave exactly like the original: mutant name -> (a text its changed lines
 # contain, "-old" or "+new" without indentation, so that a renumbered mutant shows up as a
@@ -87,6 +98,11 @@ _NEVER_EMPTY = "pick() with the default 'github' never returns '' or None: no fa
 _CHECK_OFF = "subprocess.run's check is False by default, and None is as falsy"
 _UNSPLIT_NONE = "urlunsplit leaves out a query or fragment that is falsy: None acts as ''"
 _AFTER_THE_BRACE = "the body starts with '{' there, so no key or '}' is ever found at index 0"
+_FIRST_WINDOW = "the initial window name is read only when 0 s > max_wait, and max_retry_wait >= 0"
+_INF = "float() reads 'inf' in any case"
+_SET_BY_LIMITER_FOR = (
+    "limiter_for sets explicit on every Limiter it registers, and only limiter_for reads it"
+)
 EQUIVALENT: dict[str, tuple[str, str]] = {
     "sigla._retry.x_describe_wait__mutmut_1": (
         "if seconds <= 10:",
@@ -107,11 +123,7 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         'model.rsplit("/", 2)[-1]',
         "the last piece of rsplit with 2 splits is the same",
     ),
-    "sigla._limits.x_limiter_for__mutmut_6": (
-        'if token else "XXXX"',
-        "another constant key part for 'no token'; a sha256 hex digest never equals it",
-    ),
-    "sigla._limits.x_limiter_for__mutmut_8": (
+    "sigla._limits.x_limiter_for__mutmut_3": (
         "model.upper()",
         "the key still folds the model's case, only the other way",
     ),
@@ -119,25 +131,31 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "-retry_after=None,",
         "drops retry_after=None, which is RateLimitError's default",
     ),
-    "sigla._limits.xǁLimiterǁaacquire__mutmut_5": (
-        "acquire(blocking=None)",
-        "None is as falsy as False for Semaphore.acquire(blocking=)",
+    "sigla._limits.xǁLimiterǁbook__mutmut_5": ('"XXminuteXX"', _FIRST_WINDOW),
+    "sigla._limits.xǁLimiterǁbook__mutmut_6": ('"MINUTE"', _FIRST_WINDOW),
+    "sigla._limits.xǁLimiterǁ__init____mutmut_30": ('float("-INF")', _INF),
+    "sigla._limits.xǁLimiterǁ_tokens_fit__mutmut_10": ('float("INF")', _INF),
+    "sigla._limits.xǁLimiterǁ__init____mutmut_31": (
+        '+self._pause_type: str | None = ""',
+        "the pause's type is read only while a pause is on, and pause() sets it",
     ),
-    "sigla._limits.xǁLimiterǁaacquire__mutmut_7": (
-        "time.monotonic() > deadline",
-        "differs only when time.monotonic() lands on the deadline to the nanosecond",
+    "sigla._limits.xǁLimiterǁ__init____mutmut_32": ("+self.explicit = None", _SET_BY_LIMITER_FOR),
+    "sigla._limits.xǁLimiterǁ__init____mutmut_33": ("+self.explicit = False", _SET_BY_LIMITER_FOR),
+    "sigla._limits.x_estimate_tokens__mutmut_15": (
+        "(isinstance(content, str)) and False",
+        "for a str content, len(str(content or '')) is len(content)",
     ),
-    "sigla._limits.xǁLimiterǁbook__mutmut_3": (
-        '"XXminuteXX"',
-        "the initial window name is read only when 0 s > max_wait, and max_retry_wait >= 0",
+    "sigla._limits.xǁLimiterǁcancel__mutmut_12": (
+        "self._settle(slot, tokens, None)",
+        "None is as falsy as 0 for _settle's used: the token entry is removed either way",
     ),
-    "sigla._limits.xǁLimiterǁbook__mutmut_4": (
-        '"MINUTE"',
-        "the initial window name is read only when 0 s > max_wait, and max_retry_wait >= 0",
+    "sigla._limits.xǁLimiterǁpaused_for__mutmut_3": (
+        "if left < 0:",
+        "with exactly 0 s left both return 0 (0 > max_wait never holds: max_retry_wait >= 0)",
     ),
-    "sigla._limits.xǁLimiterǁbook__mutmut_14": (
-        "booked[-size] + span >= slot",
-        "on an exact tie the slot is the same; only which of two equal windows is named changes",
+    "sigla._limits.xǁLimiterǁsent__mutmut_3": (
+        "if now < slot:",
+        "sent at its booked time, each booking moves from slot to the same time: no change",
     ),
     "sigla._config.x__with_org__mutmut_4": (
         "parts.path.rstrip(None)",
@@ -418,6 +436,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("module", help="e.g. _retry, sigla/_limits.py")
     parser.add_argument("tests", nargs="*", help="test files to run (default: its own and e2e)")
     parser.add_argument(
+        "--deselect",
+        action="append",
+        default=[],
+        metavar="NODEID",
+        help="a test to leave out, besides those in DESELECT (may be repeated)",
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help="report the last run without running again"
     )
     args = parser.parse_args(argv)
@@ -426,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     mutmut = str(Path(sys.executable).parent / "mutmut")
     if not args.report_only:
         tests = args.tests or default_tests(name)
+        for nodeid in [*DESELECT, *args.deselect]:
+            if nodeid.split("::", 1)[0] in tests:
+                tests += ["--deselect", nodeid]
         start = time.monotonic()
         prepare(workdir, name, tests)
         run_mutmut(workdir, mutmut, "run", "--max-children", "1")

@@ -234,9 +234,23 @@ def test_a_redirect_is_refused_naming_where_it_pointed(server, client, mode):
 
 def test_a_relative_redirect_is_refused_too(server, client):
     server.script(hostile.redirect(301))
-    with pytest.raises(ConfigurationError, match="/redirected/v1/chat/completions"):
+    with pytest.raises(ConfigurationError) as caught:
         client().chat("hi")
+    assert f"{server.url}/redirected/v1/chat/completions" in str(caught.value), "made absolute"
     assert [r.path for r in server.requests] == ["/v1/chat/completions"]
+
+
+def test_a_redirect_without_a_location_is_refused_too(server, client, mode):
+    server.script(hostile.redirect(302, ""))
+    with pytest.raises(ConfigurationError):
+        run_chat(client(), mode, "hi")
+    assert len(server.requests) == 1
+
+
+def test_a_large_answer_read_in_many_pieces_arrives_whole(make_llm, fake, mode):
+    text = "word " * 100_000  # 500 KB: many reads off the socket, joined as they came
+    fake.reply(text)
+    assert run_chat(make_llm(), mode, "hi") == text
 
 
 # ---------------------------------------------------------------- odd streams

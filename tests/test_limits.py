@@ -18,7 +18,7 @@ from sigla._limits import (
     github_tier,
     limiter_for,
 )
-from sigla.llm import ConfigurationError, GitHubLLM, RateLimitError, RateLimits
+from sigla.llm import ConfigurationError, GitHubLLM, InvalidRequestError, RateLimitError, RateLimits
 from sigla.testing import FakeGitHubModels
 
 
@@ -698,3 +698,179 @@ def test_a_stated_cap_never_raises_the_learned_ceiling():
     gate = Admission(limiter, max_wait=1, sleep=print, async_sleep=None, label="m")
     gate.refused(refusal("Rate limit of 5000 per 0s exceeded.", 0, None))
     assert limiter.adaptive.ceiling == 32 and limiter.adaptive.value <= 32
+
+
+# -- the edges of the arithmetic, one behaviour each
+
+
+@pytest.mark.parametrize("value", [True, "5", 2.5])
+def test_limits_are_ints_not_bools_strings_or_floats(value):
+    with pytest.raises(InvalidRequestError):
+        RateLimits(requests_per_minute=value)
+
+
+def test_limits_go_up_to_ten_to_the_twelfth_and_name_the_value_refused():
+    assert RateLimits(tokens_per_minute=10**12).tokens_per_minute == 10**12
+    with pytest.raises(InvalidRequestError) as caught:
+        RateLimits(requests_per_day=-5)
+    assert "-5" in str(caught.value)
+    huge = 10**70  # its repr is cut at 60 characters
+    with pytest.raises(InvalidRequestError) as caught:
+        RateLimits(requests_per_day=huge)
+    assert str(huge)[:60] in str(caught.value) and str(huge)[:61] not in str(caught.value)
+
+
+def test_a_token_limit_reads_in_the_summary():
+    assert str(RateLimits(tokens_per_minute=500)) == "500 tokens/min"
+
+
+def test_token_estimates_add_up_every_message_of_any_shape():
+    parts = [{"type": "text", "text": "abc"}]
+    call = {
+        "messages": [
+            {"role": "system", "content": "x" * 30},
+            {"role": "user", "content": "y" * 30},
+            {"role": "user", "content": parts},  # multimodal: counted as its text form
+            {"role": "assistant", "content": None},
+            "not a message",
+        ],
+        "max_tokens": 7,
+    }
+    assert estimate_tokens(call) == -(-(60 + len(str(parts))) // 3) + 7
+
+
+def test_a_booking_without_tokens_does_not_wait_for_the_token_budget():
+    limiter = Limiter(RateLimits(tokens_per_minute=100), lambda: 0.0)
+    assert limiter.book(max_wait=120, tokens=5000)[1] == 0  # alone, over the budget
+    assert limiter.book(max_wait=120)[1] == 0
+    now = [0.0]
+    limiter = Limiter(RateLimits(tokens_per_minute=100), lambda: now[0])
+    limiter.book(max_wait=120, tokens=50)
+    now[0] = 10.0
+    limiter.book(max_wait=120)  # takes no place in the token budget, even a free one
+    now[0] = 20.0
+    assert limiter.book(max_wait=120, tokens=5000)[1] == 61 - 20  # once the 50 have left
+
+
+def test_a_request_waits_until_enough_earlier_tokens_have_left_the_minute():
+    now = [0.0]
+    limiter = Limiter(RateLimits(tokens_per_minute=100), lambda: now[0])
+    limiter.book(max_wait=120, tokens=30)
+    now[0] = 10.0
+    limiter.book(max_wait=120, tokens=70)
+    now[0] = 20.0
+    # 40 more fit once both earlier bookings have left: the 30 alone is not enough
+    assert limiter.book(max_wait=120, tokens=40)[1] == 10 + 61 - 20
+
+
+def test_a_cancelled_token_booking_is_given_back_in_full():
+    limiter = Limiter(RateLimits(tokens_per_minute=100), lambda: 0.0)
+    slot, _ = limiter.book(max_wait=120, tokens=100)
+    limiter.cancel(slot, 100)
+    assert limiter.book(max_wait=120, tokens=100)[1] == 0
+
+
+def test_settling_a_booking_already_given_back_changes_nothing():
+    limiter = Limiter(RateLimits(tokens_per_minute=100), lambda: 0.0)
+    slot, _ = limiter.book(max_wait=120, tokens=60)
+    limiter.cancel(slot, 60)
+    limiter.settle(slot, 60, 50)
+    limiter.settle(slot, 60, 50)
+    assert limiter.book(max_wait=120, tokens=100)[1] == 0
+
+
+def test_a_request_sent_late_moves_its_requests_and_its_tokens_to_when_it_went():
+    now = [0.0]
+    requests = Limiter(RateLimits(requests_per_minute=1), lambda: now[0])
+    slot, _ = requests.book(max_wait=120)
+    now[0] = 5.0
+    assert requests.sent(slot) == 5.0
+    assert requests.book(max_wait=120)[1] == 61
+    now[0] = 0.0
+    tokens = Limiter(RateLimits(tokens_per_minute=100), lambda: now[0])
+    slot, _ = tokens.book(max_wait=120, tokens=10)
+    now[0] = 5.0
+    assert tokens.sent(slot, 10) == 5.0
+    assert tokens.book(max_wait=120, tokens=95)[1] == 61
+
+
+def test_a_booking_given_back_then_reported_sent_books_nothing():
+    now = [0.0]
+    limiter = Limiter(RateLimits(requests_per_minute=1, tokens_per_minute=100), lambda: now[0])
+    slot, _ = limiter.book(max_wait=120, tokens=100)
+    limiter.cancel(slot, 100)
+    now[0] = 5.0
+    assert limiter.sent(slot, 100) == 5.0
+    assert limiter.book(max_wait=120, tokens=100)[1] == 0
+
+
+def test_the_days_margin_does_not_count_against_the_callers_patience():
+    now = [0.0]
+    limiter = Limiter(RateLimits(requests_per_day=1), lambda: now[0])
+    limiter.book(max_wait=60)
+    now[0] = 86_400 + 60 - 100  # the day (and its margin of 60 s) ends in 100 s
+    assert limiter.book(max_wait=50)[1] == 100  # 100 - 60 s of margin is within 50 s
+
+
+def test_a_short_pause_is_waited_out_and_one_as_long_as_the_patience_too():
+    now = [0.0]
+    limiter = Limiter(RateLimits(), lambda: now[0])
+    limiter.pause(0.5)
+    assert limiter.paused_for(60) == 0.5
+    limiter.pause(60)
+    assert limiter.paused_for(60) == 60
+
+
+def test_a_pause_over_the_patience_is_a_client_side_429_naming_what_to_raise():
+    limiter = Limiter(RateLimits(), lambda: 0.0)
+    limiter.pause(90, "UserByModelByMinute")
+    with pytest.raises(RateLimitError) as caught:
+        limiter.paused_for(60)
+    error = caught.value
+    assert (error.status_code, error.client_side, error.retry_after) == (429, True, 90)
+    assert "max_retry_wait" in str(error)
+
+
+def test_a_pause_that_ends_no_later_keeps_the_first_ones_limit_type():
+    limiter = Limiter(RateLimits(), lambda: 0.0)
+    limiter.pause(90, "UserByModelByMinute")
+    limiter.pause(90, "UserByModelByDay")
+    with pytest.raises(RateLimitError) as caught:
+        limiter.paused_for(60)
+    assert caught.value.limit_type == "UserByModelByMinute"
+
+
+def test_a_conflict_names_the_provider_defaults_only_when_the_budget_has_only_those():
+    def clock() -> float:
+        return 0.0
+
+    def conflict(token: str) -> str:
+        with pytest.raises(ConfigurationError) as caught:
+            limiter_for("https://e", "m", token, RateLimits(concurrent_requests=3), clock)
+        return str(caught.value)
+
+    configured = limiter_for("https://e", "m", "set", RateLimits(concurrent_requests=2), clock)
+    assert "provider's defaults" not in conflict("set")
+    defaults = [
+        limiter_for("https://e", "m", "dflt2", RateLimits(), clock, explicit=False)
+        for _ in range(2)  # a second client on the defaults leaves them the defaults
+    ]
+    assert "provider's defaults" in conflict("dflt2")
+    on_defaults = limiter_for("https://e", "m", "dflt3", RateLimits(), clock, explicit=False)
+    joined = limiter_for("https://e", "m", "dflt3", RateLimits(), clock)  # now stated
+    assert joined is on_defaults
+    assert "provider's defaults" not in conflict("dflt3")
+    del configured, defaults
+
+
+def test_when_the_minute_and_the_day_end_together_the_minute_decides():
+    """Its margin (1 s, not the day's 60 s) and the caller's patience apply."""
+    now = [0.0]
+    limiter = Limiter(RateLimits(requests_per_minute=1, requests_per_day=2), lambda: now[0])
+    limiter.book(max_wait=60)
+    now[0] = 86_399.0
+    limiter.book(max_wait=60)  # both windows now end at 86_460
+    with pytest.raises(RateLimitError) as caught:
+        limiter.book(max_wait=30)
+    assert caught.value.limit_type == "sigla requests per minute"
+    assert limiter.book(max_wait=30, patient=True)[1] == 61
