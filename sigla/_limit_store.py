@@ -192,9 +192,13 @@ class StoreHandle:
     def __init__(self, target: LimiterTarget) -> None:
         self.target = target
         self.location = target.shown
+        self._opened: tuple[int, LimitStore] | None = None  # (pid, store): no lookup per call
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(open_store(self.target), name)
+        opened = self.__dict__.get("_opened")  # never recurse, even before __init__
+        if opened is None or opened[0] != os.getpid():  # first use, or a forked child
+            opened = self._opened = (os.getpid(), open_store(self.target))
+        return getattr(opened[1], name)
 
 
 _OPTIONS = {"lease_ttl", "time_scale"}

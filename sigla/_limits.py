@@ -287,11 +287,6 @@ class Limiter:
             if until > self._paused_until:
                 self._paused_until, self._pause_type = until, limit_type
 
-    @property
-    def paused_until(self) -> float:
-        """When the latest pause ends, on :attr:`clock` (-inf: never paused)."""
-        return self._paused_until
-
     def pause_check(self, max_wait: float, after: float = float("-inf")) -> tuple[float, float]:
         """The latest pause's end (a stamp to compare with a later check's) and the seconds
         it still holds every request (0: none), ignoring a pause that ends at or before

@@ -413,11 +413,6 @@ class SharedLimiter:
             self.store.location,
         )
 
-    @property
-    def paused_until(self) -> float:
-        """When the pause ends, on the store's clock (-inf: never paused)."""
-        return self.store.paused(self.budget)[2]
-
     def pause_check(self, max_wait: float, after: float = float("-inf")) -> tuple[float, float]:
         """:meth:`~sigla._limits.Limiter.pause_check` in one read of the store."""
         left, limit_type, until = self.store.paused(self.budget)
