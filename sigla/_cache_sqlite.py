@@ -20,6 +20,7 @@ from typing import Any
 
 from . import _constants as C
 from ._cache import SCHEMA_VERSION, CacheInfo, ResponseCache
+from ._stores import connect_sqlite
 from .errors import ConfigurationError
 
 __all__ = ["SQLiteCache"]
@@ -99,20 +100,9 @@ class SQLiteCache(ResponseCache):
                 f"The cache {self.path} is a directory: name a file, e.g. "
                 f"{os.path.join(self.path, C.CACHE_FILE_NAME)}."
             )
-        db = None
-        try:
-            db = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            self._prepare(db)
-        except sqlite3.Error as exc:
-            if db is not None:
-                db.close()
-            raise self._error(exc) from None
-        except BaseException:
-            if db is not None:
-                db.close()
-            raise
+        db: sqlite3.Connection = connect_sqlite(
+            self.path, self._busy_timeout, self._prepare, self._error
+        )
         return db
 
     def _prepare(self, db: sqlite3.Connection) -> None:

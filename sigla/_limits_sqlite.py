@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from ._limit_store import Booked, Learned, LimitStore
 from ._slots import learned_after
+from ._stores import connect_sqlite
 from .errors import StoreUnavailableError
 
 __all__ = ["SQLiteLimitStore"]
@@ -77,21 +78,13 @@ class SQLiteLimitStore(LimitStore):
         )
 
     def _connect(self) -> sqlite3.Connection:
-        db = None
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            db = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            self._prepare(db)
-        except (sqlite3.Error, OSError) as exc:
-            if db is not None:
-                db.close()
+        except OSError as exc:
             raise self._error(exc) from None
-        except BaseException:
-            if db is not None:
-                db.close()
-            raise
+        db: sqlite3.Connection = connect_sqlite(
+            self.path, self._busy_timeout, self._prepare, self._error, caught=(OSError,)
+        )
         return db
 
     def _prepare(self, db: sqlite3.Connection) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ._text import shown
@@ -24,6 +25,7 @@ __all__ = [
     "import_redis",
     "redis_problem",
     "connect_redis",
+    "connect_sqlite",
 ]
 
 _USERINFO = re.compile(r"(?P<scheme>://)(?P<user>[^/@:?#]*)(?P<password>:[^/@]*)?@")
@@ -153,3 +155,33 @@ def connect_redis(redis: Any, url: str, timeout: float) -> Any:
         client.close()
         raise
     return client
+
+
+def connect_sqlite(
+    path: str,
+    busy_timeout: float,
+    prepare: Callable[[Any], None],
+    failed: Callable[[Exception], Exception],
+    caught: tuple[type[Exception], ...] = (),
+) -> Any:
+    """An SQLite connection for several threads (autocommit: each store takes its own
+    transactions) that ``prepare`` has checked; closed again if anything fails, and a
+    failure of SQLite or of ``caught`` becomes ``failed(exc)``, naming the store."""
+    import sqlite3  # only when a store is opened: `import sigla.llm` stays cheap
+
+    catch: tuple[type[Exception], ...] = (sqlite3.Error, *caught)
+    db = None
+    try:
+        db = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        prepare(db)
+    except catch as exc:
+        if db is not None:
+            db.close()
+        raise failed(exc) from None
+    except BaseException:
+        if db is not None:
+            db.close()
+        raise
+    return db
