@@ -10,7 +10,8 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 
 LLM = ["mistralai>=1.12,<4", "httpx>=0.27,<1", "httpcore>=1,<2", "tqdm>=4.66"]
-SERVER = ["fastapi>=0.110", "uvicorn>=0.29"]
+# fastapi 0.135: native SSE (fastapi.sse); prometheus-client: GET /metrics
+SERVER = ["fastapi>=0.135", "uvicorn>=0.29", "prometheus-client>=0.20"]
 # mistral-common ships its tokenizer files: counting needs no download (about 37 MB installed,
 # with numpy, pydantic and tiktoken; loading the tokenizer takes 2-3 s, once per process).
 TOKENS = ["mistral-common>=1.5"]
@@ -21,10 +22,13 @@ REDIS = ["redis>=5"]  # redis-py: cache="redis://host:6379/1" (tests also need r
 DASK = ["dask[distributed]>=2024.8"]
 DEV = [
     *LLM,
+    *SERVER,
     *REDIS,
     *DASK,
     *PROMPTS,
     "pandas>=2",  # the DataFrame batches of the engine tests
+    "openai>=1.40",  # the server's /v1 is tested with the official client
+    "schemathesis>=4",  # fuzzes the server's OpenAPI schema
     "pytest>=8",
     "pytest-asyncio>=0.23",
     "pytest-timeout>=2.3",

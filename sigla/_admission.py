@@ -46,6 +46,7 @@ class Admission:
         limiter: Limiter,
         *,
         max_wait: float,
+        queue_wait: float | None = None,
         sleep: Callable[[float], object],
         async_sleep: Callable[[float], Awaitable[object]],
         label: str,
@@ -55,6 +56,9 @@ class Admission:
         self.limiter = limiter
         self._usage = usage
         self._max_wait = max_wait
+        # How long a request waits for a concurrent-request slot (a server's queue timeout);
+        # None: as long as for any other client-side wait, max_wait.
+        self._queue_wait = max_wait if queue_wait is None else queue_wait
         self._sleep = sleep
         self._async_sleep = async_sleep
         self._label = label
@@ -114,7 +118,7 @@ class Admission:
         if batch is not None and batch.slots is not None:
             yield "seat", batch.slots
             self._seat = batch.slots
-        yield "slot", None if batch else self._max_wait
+        yield "slot", None if batch else self._queue_wait
         self._holding = True
         # A pause set while this one waited for its slot (not the one it slept out).
         _, wait = limiter.pause_check(self._max_wait, after=waited)
@@ -185,6 +189,8 @@ class Admission:
         of the budget, and a concurrency refusal lowers the learned concurrency."""
         if not isinstance(error, RateLimitError) or error.client_side:
             return
+        if self._usage is not None:
+            self._usage.add(rate_limited=1)
         wait = error.retry_after
         if wait:
             self.limiter.pause(wait, error.limit_type)

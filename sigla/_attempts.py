@@ -51,8 +51,10 @@ class Attempts:
         clock: Callable[[], float],
         retry_read_timeouts: bool,
         total_timeout: float | None,
+        queue_timeout: float | None = None,
     ) -> None:
         self.settings = settings
+        self.queue_timeout = queue_timeout
         self.sleep = sleep
         self.async_sleep = async_sleep
         self.retry_read_timeouts = retry_read_timeouts
@@ -84,6 +86,7 @@ class Attempts:
         return Admission(
             limiter,
             max_wait=self.settings.max_retry_wait,
+            queue_wait=self.queue_timeout,
             sleep=self.sleep,
             async_sleep=self.async_sleep,
             label=self.settings.model,
@@ -230,13 +233,14 @@ def _short(error: LLMError) -> str:
     return type(error).__name__
 
 
-def check_total_timeout(value: float | None) -> float | None:
-    """``total_timeout=`` as given (seconds > 0, or None for no bound), or a clear error."""
+def check_total_timeout(value: float | None, name: str = "total_timeout") -> float | None:
+    """``total_timeout=`` (or another bound ``name``) as given: seconds > 0, or None for
+    no bound / the default; anything else is a clear error."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e7:
         raise ConfigurationError(
-            "total_timeout= must be a number of seconds > 0 (or None for no bound), "
+            f"{name}= must be a number of seconds > 0 (or None for the default), "
             f"got {shown(value)}."
         )
     return float(value)

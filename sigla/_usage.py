@@ -13,7 +13,8 @@ class UsageTotals:
     """Running totals over every call of one ``GitHubLLM`` (``llm.usage``).
 
     ``requests`` counts requests that went on the wire, retries included; ``retries`` the
-    retries among them; ``cached`` the answers served from the cache (no request). Token
+    retries among them; ``rate_limited`` the 429s the service answered (retried or not);
+    ``cached`` the answers served from the cache (no request). Token
     counts add up the ``usage`` the service reported. Safe to update from many threads and
     tasks; read it any time, or take a consistent :meth:`snapshot`.
     """
@@ -23,6 +24,7 @@ class UsageTotals:
     completion_tokens: int = 0
     total_tokens: int = 0
     retries: int = 0
+    rate_limited: int = 0
     cached: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

@@ -35,6 +35,7 @@ from . import _constants as C
 from ._cli_batch import add_batch_commands, add_summarize_command
 from ._cli_cache import _CACHE_HELP, add_cache_commands
 from ._cli_prompts import add_prompt_commands
+from ._cli_serve import add_serve_command
 from ._config import PROVIDERS, on_github_models, successor_switches
 from ._notices import Verbosity, stderr_is_terminal
 from ._notices import notices as _notices
@@ -530,6 +531,7 @@ _HELPS = {
 add_batch_commands(main, _command, _HELPS)
 add_summarize_command(main, _command, _HELPS)
 add_prompt_commands(main, _command, _HELPS)
+add_serve_command(main, _command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -155,6 +155,7 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         max_response_bytes: int | None = None,
         retry_read_timeouts: bool = False,
         total_timeout: float | None = None,
+        queue_timeout: float | None = None,
         cache: bool | str | os.PathLike[str] | None = None,
         limiter: str | None = None,
         sleep: Callable[[float], object] = time.sleep,
@@ -199,6 +200,9 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
         self.temperature: float = C.DEFAULT_TEMPERATURE if chosen is None else float(chosen)
         self.retry_read_timeouts = bool(retry_read_timeouts)
         self.total_timeout = check_total_timeout(total_timeout)
+        # How long a call waits for a concurrent-request slot of the client-side limit
+        # (None: max_retry_wait). A server sets it longer than its short max_retry_wait.
+        self.queue_timeout = check_total_timeout(queue_timeout, "queue_timeout")
         s = self.settings
         who = s.token.digest if s.token is not None else None
         shared = None
@@ -216,6 +220,7 @@ class GitHubLLM(BatchMethods, RecordMethods, AsyncMethods):
             clock=clock,
             retry_read_timeouts=self.retry_read_timeouts,
             total_timeout=self.total_timeout,
+            queue_timeout=self.queue_timeout,
         )
         self._backend: Any = None
         self.cache: ResponseCache | None = None

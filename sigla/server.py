@@ -1,0 +1,491 @@
+"""The team server: one process holds the credential and the quota, everyone else calls it.
+
+``sigla serve`` runs :func:`create_app` with uvicorn. Routes:
+
+=====  =========================  ==========================================================
+POST   ``/llm``                   ``?prompt=&temperature=`` (the seed's form) or a JSON body
+                                  -> ``{"answer", "model", "usage", "finish_reason"}``
+POST   ``/llm/stream``            the same body -> SSE: ``data: {"delta"}``..., then
+                                  ``event: done`` (usage, finish_reason) or ``event: error``
+POST   ``/v1/chat/completions``   OpenAI's shapes, ``stream: true`` included
+GET    ``/v1/models``             the served models, OpenAI's list shape
+GET    ``/models``                the served models and the service's catalog (cached)
+GET    ``/healthz``               liveness: no upstream call, open to anyone
+GET    ``/readyz``                settings resolved, credential present, limiter store up
+GET    ``/metrics``               Prometheus text format
+=====  =========================  ==========================================================
+
+With API keys set (``SIGLA_API_KEY``, ``SIGLA_API_KEYS``) every route but ``/healthz`` and
+the docs asks for ``Authorization: Bearer <key>``. Errors are ``{"error": {"type",
+"message"}}`` (OpenAI's error shape under ``/v1``); an upstream 429 is a 429 with
+``Retry-After``. Each served model has one shared :class:`~sigla.llm.GitHubLLM` for the
+app's lifetime, so its limiter, cache and connections serve every request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from .errors import MissingDependencyError
+
+try:
+    import anyio
+    import fastapi  # noqa: F401
+    import prometheus_client  # noqa: F401
+    import uvicorn  # noqa: F401
+except ImportError as exc:  # the dev extra installs them; a user may not have
+    raise MissingDependencyError(
+        f"The sigla server needs FastAPI, uvicorn and prometheus-client ({exc.name} is "
+        "missing): pip install 'sigla[server]' (from sigla's source tree: "
+        'pip install -e ".[server]").'
+    ) from None
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import __version__
+from ._server_asgi import BodyLimit, Metrics, Observed
+from ._server_config import ApiKeys, ClientPool, ServerConfig
+from ._server_wire import (
+    ChatCompletionRequest,
+    Failure,
+    LLMRequest,
+    completion_id,
+    failure_of,
+    llm_answer,
+    openai_chunk,
+    openai_completion,
+    usage_json,
+)
+from .errors import ConfigurationError, LLMError
+
+__all__ = ["ApiKeys", "ServerConfig", "create_app"]
+
+logger = logging.getLogger("sigla.server")
+
+
+_BEARER = HTTPBearer(auto_error=False, description="One of the server's API keys.")
+_QueryPrompt = Annotated[
+    str | None, Query(description="The seed's form: the prompt in the query string.")
+]
+_QueryTemperature = Annotated[float | None, Query(description="The seed's form: 0 to 2.")]
+_Body = Annotated[LLMRequest | None, Body()]
+
+
+class Refusal(Exception):
+    """The server's own refusal of a request (auth, size), answered as ``failure``."""
+
+    def __init__(self, failure: Failure, headers: dict[str, str] | None = None) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+        self.headers = headers or {}
+
+
+def _openai_dialect(request: Request) -> bool:
+    return request.url.path.startswith("/v1/")
+
+
+def _error_response(
+    request: Request, failure: Failure, headers: dict[str, str] | None = None, param: Any = None
+) -> JSONResponse:
+    body = failure.openai_json(param) if _openai_dialect(request) else failure.sigla_json()
+    return JSONResponse(body, failure.status, headers={**failure.headers(), **(headers or {})})
+
+
+def _validation_failure(exc: RequestValidationError) -> tuple[Failure, str | None]:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = [str(part) for part in first.get("loc", ()) if part != "body"]
+    field = ".".join(where) or None
+    message = str(first.get("msg", "invalid request"))
+    return Failure(422, "invalid_request", f"{field}: {message}" if field else message), field
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LLMError)
+    async def on_llm_error(request: Request, exc: LLMError) -> JSONResponse:
+        return _error_response(request, failure_of(exc))
+
+    @app.exception_handler(Refusal)
+    async def on_refusal(request: Request, exc: Refusal) -> JSONResponse:
+        return _error_response(request, exc.failure, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        failure, field = _validation_failure(exc)
+        if _openai_dialect(request):  # OpenAI answers 400 where FastAPI says 422
+            failure = Failure(400, failure.type, failure.message)
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        response = _error_response(request, failure, param=field)
+        if not _openai_dialect(request):
+            body = {**failure.sigla_json(), "detail": detail}
+            response = JSONResponse(body, failure.status)
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kinds = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+        message = str(exc.detail)
+        failure = Failure(exc.status_code, kinds.get(exc.status_code, "http_error"), message)
+        return _error_response(request, failure, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("unexpected failure in %s", request.url.path, exc_info=exc)
+        return _error_response(request, failure_of(exc))
+
+
+class _Server:
+    """What the routes share: settings, clients, metrics, the catalog cache."""
+
+    def __init__(self, config: ServerConfig, pool: ClientPool) -> None:
+        self.config = config
+        self.pool = pool
+        self.metrics = Metrics()
+        self._catalog: tuple[float, list[dict[str, Any]] | None] | None = None
+        self._catalog_lock = anyio.Lock()
+
+    async def authorize(
+        self,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+    ) -> None:
+        keys = self.config.api_keys
+        if not keys:
+            return
+        if credentials is None or not keys.accepts(credentials.credentials):
+            raise Refusal(
+                Failure(
+                    401,
+                    "unauthorized",
+                    "Missing or unknown API key: send Authorization: Bearer <key> with a key "
+                    "this server's operator gave you.",
+                ),
+                {"WWW-Authenticate": "Bearer"},
+            )
+
+    async def client(self, request: Request, asked: str | None, prompt: str | None) -> Any:
+        """The shared client of the model a request asks for (404 if not served)."""
+        model = self.pool.choose(asked)
+        request.state.model = model
+        request.state.prompt = prompt
+        existing = self.pool.existing(model)
+        if existing is not None:
+            return existing
+        # Building may run `gh auth token` or open a store: not on the event loop.
+        return await anyio.to_thread.run_sync(self.pool.client, model)
+
+    def check_size(self, chars: int) -> None:
+        if chars > self.config.max_prompt_chars:
+            raise Refusal(
+                Failure(
+                    413,
+                    "prompt_too_large",
+                    f"The prompt has {chars} characters; this server accepts at most "
+                    f"{self.config.max_prompt_chars}. Shorten it, or split the work.",
+                )
+            )
+
+    async def catalog(self) -> list[dict[str, Any]] | None:
+        """The service's catalog, kept ``catalog_ttl`` seconds; None if it has none."""
+        async with self._catalog_lock:
+            now = time.monotonic()
+            if self._catalog is not None and now - self._catalog[0] < self.config.catalog_ttl:
+                return self._catalog[1]
+            llm = await anyio.to_thread.run_sync(self.pool.client, self.pool.served[0])
+            try:
+                models = await anyio.to_thread.run_sync(llm.models)
+            except ConfigurationError:  # Azure AI Foundry: the models are deployments
+                entries = None
+            else:
+                entries = [asdict(m) for m in models]
+            self._catalog = (now, entries)
+            return entries
+
+
+def _llm_request(
+    prompt: str | None, temperature: float | None, body: LLMRequest | None
+) -> LLMRequest:
+    """The seed's query form or the JSON body (not both), validated as one model."""
+    if body is not None:
+        if prompt is not None or temperature is not None:
+            raise Refusal(
+                Failure(
+                    422,
+                    "invalid_request",
+                    "Give the request either as query parameters or as a JSON body, not both.",
+                )
+            )
+        return body
+    try:
+        return LLMRequest(prompt=prompt, temperature=temperature)
+    except Exception as exc:  # pydantic.ValidationError: the same 422 as a body's
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            raise RequestValidationError(
+                [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_input=False)]
+            ) from None
+        raise
+
+
+async def _shielded_close(stream: Any) -> None:
+    """Close an upstream stream even while this task is being cancelled (the caller left)."""
+    with anyio.CancelScope(shield=True):
+        await stream.aclose()
+
+
+class _Primed:
+    """An upstream stream whose first piece has arrived: failures before it are answered
+    as HTTP errors (a 429 with Retry-After...), not as a 200 stream that errs at once."""
+
+    def __init__(self, stream: Any, first: str | None, model: str, llm: Any) -> None:
+        self.stream, self.first, self.model, self.llm = stream, first, model, llm
+
+    @classmethod
+    async def open(cls, llm: Any, model: str, **call: Any) -> _Primed:
+        stream = llm.astream(**call)
+        try:
+            first: str | None = await stream.__anext__()
+        except StopAsyncIteration:
+            first = None
+        except BaseException:
+            await _shielded_close(stream)
+            raise
+        return cls(stream, first, model, llm)
+
+    async def pieces(self) -> AsyncIterator[str]:
+        if self.first is None:
+            return
+        yield self.first
+        async for piece in self.stream:
+            yield piece
+
+
+def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> FastAPI:
+    """The FastAPI app of ``sigla serve``. ``config`` defaults to the environment's
+    (:meth:`ServerConfig.from_env`); ``factory`` builds the clients (``GitHubLLM``)."""
+    config = ServerConfig.from_env() if config is None else config
+    pool = ClientPool(config, factory)
+    server = _Server(config, pool)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.close()
+
+    app = FastAPI(
+        title="sigla",
+        version=__version__,
+        description="A team server for large language models: sigla's API and an "
+        "OpenAI-compatible /v1.",
+        lifespan=lifespan,
+    )
+    app.state.sigla = server
+    _install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(Observed, metrics=server.metrics, log_prompts=config.log_prompts)
+
+    open_routes = APIRouter(tags=["health"])
+    api = APIRouter(dependencies=[Depends(server.authorize)])
+    v1 = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(server.authorize)])
+
+    @open_routes.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers. Calls nothing upstream, shows nothing of it."""
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["health"])
+    async def readyz() -> dict[str, Any]:
+        """Ready: settings resolve, the credential is there, the shared limiter's store
+        answers. 503 otherwise, saying what is missing."""
+        await anyio.to_thread.run_sync(pool.client, pool.served[0])
+        limiter = await anyio.to_thread.run_sync(_ping_store, config)
+        return {"status": "ready", "models": list(pool.served), "limiter": limiter}
+
+    @api.get("/models", tags=["models"])
+    async def models() -> dict[str, Any]:
+        """The models this server serves (the first is the default) and the service's
+        catalog (``null`` where the service has none), cached ``catalog_ttl`` seconds."""
+        return {
+            "served": list(pool.served),
+            "default": pool.served[0],
+            "catalog": await server.catalog(),
+        }
+
+    @api.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text format: requests, latency, in-flight, upstream 429s, retries, tokens."""
+        for model in pool.served:
+            llm = pool.existing(model)
+            if llm is not None:
+                server.metrics.publish(model, llm.usage)
+        content, kind = server.metrics.exposition()
+        return Response(content, media_type=kind)
+
+    @api.post("/llm", tags=["llm"])
+    async def llm(
+        request: Request,
+        prompt: _QueryPrompt = None,
+        temperature: _QueryTemperature = None,
+        body: _Body = None,
+    ) -> dict[str, Any]:
+        """One answer: ``{"answer", "model", "usage", "finish_reason"}``."""
+        req = _llm_request(prompt, temperature, body)
+        server.check_size(req.chars())
+        client = await server.client(request, req.model, req.prompt)
+        model = request.state.model
+        try:
+            completion = await client.acomplete(
+                None if req.messages else req.prompt,
+                system=req.system,
+                messages=req.sigla_messages(),
+                temperature=req.temperature,
+                max_tokens=req.max_tokens,
+            )
+        finally:
+            server.metrics.publish(model, client.usage)
+        return llm_answer(completion, model)
+
+    async def open_llm_stream(
+        request: Request,
+        prompt: _QueryPrompt = None,
+        temperature: _QueryTemperature = None,
+        body: _Body = None,
+    ) -> _Primed:
+        req = _llm_request(prompt, temperature, body)
+        server.check_size(req.chars())
+        client = await server.client(request, req.model, req.prompt)
+        return await _Primed.open(
+            client,
+            request.state.model,
+            prompt=None if req.messages else req.prompt,
+            system=req.system,
+            messages=req.sigla_messages(),
+            temperature=req.temperature,
+            max_tokens=req.max_tokens,
+        )
+
+    @api.post("/llm/stream", tags=["llm"], response_class=EventSourceResponse)
+    async def llm_stream(
+        # Not Annotated[...]: the dependency is local, and annotations are strings here.
+        primed: _Primed = Depends(open_llm_stream),  # noqa: B008
+    ) -> AsyncIterator[ServerSentEvent]:
+        """Server-sent events: ``data: {"delta": text}`` per piece, then ``event: done``
+        with ``usage``, ``finish_reason`` and ``model``, or ``event: error`` with the
+        error JSON (never a silently short stream)."""
+        try:
+            async for piece in primed.pieces():
+                yield ServerSentEvent(data={"delta": piece})
+            done = primed.stream.completion
+            yield ServerSentEvent(
+                event="done",
+                data={
+                    "usage": usage_json(done.usage if done else None),
+                    "finish_reason": (done.finish_reason if done else None) or "stop",
+                    "model": primed.model,
+                },
+            )
+        except Exception as exc:
+            if not isinstance(exc, LLMError):
+                logger.error("unexpected failure in a stream", exc_info=exc)
+            failure = failure_of(exc)
+            yield ServerSentEvent(
+                event="error", data={**failure.sigla_json(), "status": failure.status}
+            )
+        finally:
+            await _shielded_close(primed.stream)
+            server.metrics.publish(primed.model, primed.llm.usage)
+
+    @v1.post("/chat/completions", response_model=None)
+    async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any:
+        """OpenAI's chat completions (``stream: true`` included)."""
+        server.check_size(body.chars())
+        client = await server.client(request, body.model, None)
+        model = request.state.model
+        if not body.stream:
+            try:
+                completion = await client.acomplete(
+                    messages=body.sigla_messages(), **body.options()
+                )
+            finally:
+                server.metrics.publish(model, client.usage)
+            return openai_completion(completion, model)
+        primed = await _Primed.open(client, model, messages=body.sigla_messages(), **body.options())
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        return EventSourceResponse(_openai_events(server, primed, usage))
+
+    @v1.get("/models")
+    async def v1_models() -> dict[str, Any]:
+        """The served models in OpenAI's list shape."""
+        return {
+            "object": "list",
+            "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": "sigla"} for m in pool.served
+            ],
+        }
+
+    app.include_router(open_routes)
+    app.include_router(api)
+    app.include_router(v1)
+    return app
+
+
+async def _openai_events(
+    server: _Server, primed: _Primed, include_usage: bool
+) -> AsyncIterator[str]:
+    """OpenAI's stream framing: ``data: <chunk>`` events, ``data: [DONE]`` last; a failure
+    midway is a ``data: {"error": ...}`` event (which the ``openai`` client raises), and
+    then no ``[DONE]``."""
+    ident, created, model = completion_id(), int(time.time()), primed.model
+
+    def event(chunk: dict[str, Any]) -> str:
+        return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+
+    try:
+        yield event(openai_chunk(ident, created, model, {"role": "assistant", "content": ""}))
+        async for piece in primed.pieces():
+            yield event(openai_chunk(ident, created, model, {"content": piece}))
+        done = primed.stream.completion
+        finish = (done.finish_reason if done else None) or "stop"
+        yield event(openai_chunk(ident, created, model, {}, finish))
+        if include_usage:
+            yield event(
+                openai_chunk(
+                    ident, created, model, None, usage=usage_json(done.usage if done else None)
+                )
+            )
+        yield "data: [DONE]\n\n"
+    except Exception as exc:
+        if not isinstance(exc, LLMError):
+            logger.error("unexpected failure in a stream", exc_info=exc)
+        yield event(failure_of(exc).openai_json())
+    finally:
+        await _shielded_close(primed.stream)
+        server.metrics.publish(model, primed.llm.usage)
+
+
+def _ping_store(config: ServerConfig) -> str:
+    """The shared limiter's store, pinged; ``"this process"`` without one."""
+    from ._shared_limits import open_store, resolve_limiter
+
+    target = resolve_limiter(config.client_options.get("limiter"))
+    if target is None:
+        return "this process"
+    store = open_store(target)
+    try:
+        store.ping()
+    finally:
+        store.close()
+    return target.shown
