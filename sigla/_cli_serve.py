@@ -43,7 +43,9 @@ def _log_config(level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "formatters": {
+            "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s"}
+        },
         "handlers": {"stderr": handler},
         "loggers": {
             "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
@@ -68,6 +70,14 @@ def _environment(options: Mapping[str, Any]) -> dict[str, str]:
     env = {var: str(options[name]) for name, var in names.items() if options.get(name) is not None}
     if options.get("log_prompts"):
         env["SIGLA_SERVER_LOG_PROMPTS"] = "1"
+    limits = {
+        "requests_per_minute": options.get("rpm"),
+        "requests_per_day": options.get("rpd"),
+        "tokens_per_minute": options.get("tpm"),
+        "concurrent_requests": options.get("concurrency"),
+    }
+    if any(v is not None for v in limits.values()):
+        env["SIGLA_SERVER_LIMITS"] = ",".join(f"{k}={v}" for k, v in limits.items() if v)
     return env
 
 
@@ -110,6 +120,14 @@ def add_serve_command(group: click.Group, command: Callable[[Command], Command])
         type=click.FloatRange(min=0.001),
         help="Longest wait for an upstream slot before answering 503 (default 30 s).",
     )
+    @click.option(
+        "--concurrency",
+        type=click.IntRange(min=1),
+        help="Upstream requests at once (client-side limit; default: the provider's known limits).",
+    )
+    @click.option("--rpm", type=click.IntRange(min=1), help="Upstream requests per minute.")
+    @click.option("--rpd", type=click.IntRange(min=1), help="Upstream requests per day.")
+    @click.option("--tpm", type=click.IntRange(min=1), help="Upstream tokens per minute.")
     @click.option("--log-prompts", is_flag=True, help="Put prompts in the request log lines.")
     @command
     def serve(

@@ -35,6 +35,27 @@ NUMBER_ENVS = {
     "catalog_ttl": "SIGLA_SERVER_CATALOG_TTL",
 }
 LOG_PROMPTS_ENV = "SIGLA_SERVER_LOG_PROMPTS"
+LIMITS_ENV = "SIGLA_SERVER_LIMITS"  # "concurrent_requests=2,requests_per_minute=10"
+
+
+def parse_limits(text: str, source: str = LIMITS_ENV) -> Any:
+    """``name=value`` pairs of :class:`~sigla.llm.RateLimits` fields, comma-separated; an
+    empty text turns client-side limits off (``RateLimits()``)."""
+    from ._limits import RateLimits
+
+    fields = {f for f in RateLimits.__dataclass_fields__}
+    given: dict[str, int] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        name, eq, value = pair.partition("=")
+        name = name.strip()
+        if not eq or name not in fields or not value.strip().isdigit():
+            raise ConfigurationError(
+                f"{source}: {pair!r} is not name=N with a name among {', '.join(sorted(fields))}."
+            )
+        given[name] = int(value)
+    return RateLimits(**given)
+
+
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_PROMPT_CHARS = 200_000  # ~50k tokens: beyond most models' context anyway
 DEFAULT_MAX_RETRY_WAIT = 5.0  # a 429 asking longer reaches the caller at once, as a 429
@@ -151,6 +172,11 @@ class ServerConfig:
                     chosen[name] = float(raw) if "." in raw or "e" in raw.lower() else int(raw)
                 except ValueError:
                     raise ConfigurationError(f"{var} must be a number, got {raw!r}.") from None
+        raw_limits = env.get(LIMITS_ENV)
+        if raw_limits is not None and "limits" not in chosen.get("client_options", {}):
+            options = dict(chosen.get("client_options", {}))
+            options["limits"] = parse_limits(raw_limits)
+            chosen["client_options"] = options
         if "log_prompts" not in chosen:
             chosen["log_prompts"] = env.get(LOG_PROMPTS_ENV, "").strip().lower() in (
                 "1",

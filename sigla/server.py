@@ -412,7 +412,7 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
     async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any:
         """OpenAI's chat completions (``stream: true`` included)."""
         server.check_size(body.chars())
-        client = await server.client(request, body.model, None)
+        client = await server.client(request, body.model, body.messages[-1].text())
         model = request.state.model
         if not body.stream:
             try:
@@ -477,15 +477,11 @@ async def _openai_events(
 
 
 def _ping_store(config: ServerConfig) -> str:
-    """The shared limiter's store, pinged; ``"this process"`` without one."""
+    """The shared limiter's store (masked), pinged; ``"this process"`` without one."""
     from ._shared_limits import open_store, resolve_limiter
 
     target = resolve_limiter(config.client_options.get("limiter"))
     if target is None:
         return "this process"
-    store = open_store(target)
-    try:
-        store.ping()
-    finally:
-        store.close()
+    open_store(target).ping()  # the process's store, which the clients use too: kept open
     return target.shown

@@ -874,3 +874,64 @@ def test_when_the_minute_and_the_day_end_together_the_minute_decides():
         limiter.book(max_wait=30)
     assert caught.value.limit_type == "sigla requests per minute"
     assert limiter.book(max_wait=30, patient=True)[1] == 61
+
+
+def test_queue_timeout_bounds_the_wait_for_a_slot_apart_from_max_retry_wait():
+    """A server waits long for an upstream slot (queue_timeout) but honours only short
+    429 waits (max_retry_wait): the two bounds are separate."""
+    with FakeGitHubModels(latency=0.4) as fake:
+        common = {
+            "endpoint": fake.url,
+            "token": TOKEN,
+            "limits": RateLimits(concurrent_requests=1),
+            "max_retry_wait": 0.05,
+        }
+        patient = GitHubLLM(**common, queue_timeout=5)
+        results: list[object] = []
+
+        def call() -> None:
+            try:
+                results.append(patient.chat("hi"))
+            except RateLimitError as error:
+                results.append(error)
+
+        threads = [threading.Thread(target=call) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == ["Echo: hi", "Echo: hi"]  # the second waited ~0.4 s > max_retry_wait
+
+        impatient = GitHubLLM(**common)  # no queue_timeout: max_retry_wait bounds the wait
+        threads = [
+            threading.Thread(target=lambda: results.append(_chat_or_error(impatient)))
+            for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        refused = [r for r in results[2:] if isinstance(r, RateLimitError)]
+        assert len(refused) == 1 and refused[0].client_side
+
+
+def _chat_or_error(llm: GitHubLLM) -> object:
+    try:
+        return llm.chat("hi")
+    except RateLimitError as error:
+        return error
+
+
+@pytest.mark.parametrize("value", [0, -1, "5", True, float("nan")])
+def test_queue_timeout_must_be_positive_seconds(value):
+    with pytest.raises(ConfigurationError, match="queue_timeout"):
+        GitHubLLM(token=TOKEN, queue_timeout=value)
+
+
+def test_usage_counts_the_services_429s_retried_or_not():
+    with FakeGitHubModels() as fake:
+        llm = GitHubLLM(endpoint=fake.url, token=TOKEN, limits=RateLimits(), sleep=lambda s: None)
+        fake.fail("rate_limit_minute", retry_after=1)
+        fake.fail("rate_limit_concurrency")
+        assert llm.chat("hi") == "Echo: hi"
+        assert (llm.usage.rate_limited, llm.usage.retries, llm.usage.requests) == (2, 2, 3)

@@ -7,6 +7,7 @@ concurrency tests run a real uvicorn on 127.0.0.1 (tests/live_server.py).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -437,3 +438,57 @@ def test_metrics_count_requests_upstream_429s_retries_and_tokens(
     assert _metric(text, "sigla_upstream_prompt_tokens_total", model=MODEL) > 0
     assert _metric(text, "sigla_server_request_duration_seconds_count", route="/llm") == 3
     assert _metric(text, "sigla_server_requests_in_flight") == 1  # this scrape
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def test_the_credential_is_in_no_response_header_or_log_line(
+    fake: FakeGitHubModels, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger: sigla's, httpx's, uvicorn's, the SDK's
+    api_key = "caller-key-8d1f0e6a2b"
+    app = create_app(config(fake, api_keys=ApiKeys((api_key,)), log_prompts=True))
+    auth = {"Authorization": f"Bearer {api_key}"}
+    seen: list[str] = []
+    with TestClient(app) as client:
+
+        def keep(response: httpx.Response) -> None:
+            seen.append(response.text)
+            seen.extend(f"{k}: {v}" for k, v in response.headers.items())
+
+        for fault in (None, "unauthorized", "rate_limit_minute", "server_error", "retired_410"):
+            if fault:
+                fake.fail(fault, times=None if fault == "server_error" else 1)
+            keep(client.post("/llm", json={"prompt": "hi"}, headers=auth))
+            keep(client.post("/llm/stream", json={"prompt": "hi"}, headers=auth))
+            body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+            keep(client.post("/v1/chat/completions", json=body, headers=auth))
+            fake.reset()
+        for route in ("/readyz", "/models", "/metrics", "/v1/models", "/openapi.json"):
+            keep(client.get(route, headers=auth))
+        keep(client.get("/healthz"))
+    assert len(seen) > 20
+    records = [record.getMessage() for record in caplog.records]
+    assert any("POST /llm" in line for line in records)
+    for text in seen + records:
+        assert TOKEN not in text
+        assert api_key not in text
+
+
+def test_readyz_checks_the_shared_limiter_store(fake: FakeGitHubModels, tmp_path: Any) -> None:
+    shared = config(fake, client_options={"limiter": f"sqlite:///{tmp_path}/limits.db"})
+    with TestClient(create_app(shared)) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["limiter"].endswith("limits.db")
+        assert client.post("/llm", json={"prompt": "hi"}).status_code == 200
+    down = config(fake, client_options={"limiter": "redis://:hunter2pass@127.0.0.1:1/0"})
+    with TestClient(create_app(down)) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["error"]["type"] == "not_configured"
+        assert "hunter2pass" not in response.text
+        call = client.post("/llm", json={"prompt": "hi"})
+        assert call.status_code == 503 and "hunter2pass" not in call.text
+    assert len(chat_requests(fake)) == 1
