@@ -24,7 +24,6 @@ app's lifetime, so its limiter, cache and connections serve every request.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -56,14 +55,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import __version__
 from ._server_asgi import BodyLimit, Metrics, Observed
 from ._server_config import ApiKeys, ClientPool, ServerConfig
+from ._server_streams import Primed, openai_events, shielded_close
 from ._server_wire import (
     ChatCompletionRequest,
     Failure,
     LLMRequest,
-    completion_id,
     failure_of,
     llm_answer,
-    openai_chunk,
     openai_completion,
     usage_json,
 )
@@ -240,39 +238,6 @@ def _llm_request(
         raise
 
 
-async def _shielded_close(stream: Any) -> None:
-    """Close an upstream stream even while this task is being cancelled (the caller left)."""
-    with anyio.CancelScope(shield=True):
-        await stream.aclose()
-
-
-class _Primed:
-    """An upstream stream whose first piece has arrived: failures before it are answered
-    as HTTP errors (a 429 with Retry-After...), not as a 200 stream that errs at once."""
-
-    def __init__(self, stream: Any, first: str | None, model: str, llm: Any) -> None:
-        self.stream, self.first, self.model, self.llm = stream, first, model, llm
-
-    @classmethod
-    async def open(cls, llm: Any, model: str, **call: Any) -> _Primed:
-        stream = llm.astream(**call)
-        try:
-            first: str | None = await stream.__anext__()
-        except StopAsyncIteration:
-            first = None
-        except BaseException:
-            await _shielded_close(stream)
-            raise
-        return cls(stream, first, model, llm)
-
-    async def pieces(self) -> AsyncIterator[str]:
-        if self.first is None:
-            return
-        yield self.first
-        async for piece in self.stream:
-            yield piece
-
-
 def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> FastAPI:
     """The FastAPI app of ``sigla serve``. ``config`` defaults to the environment's
     (:meth:`ServerConfig.from_env`); ``factory`` builds the clients (``GitHubLLM``)."""
@@ -363,11 +328,11 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
         prompt: _QueryPrompt = None,
         temperature: _QueryTemperature = None,
         body: _Body = None,
-    ) -> _Primed:
+    ) -> Primed:
         req = _llm_request(prompt, temperature, body)
         server.check_size(req.chars())
         client = await server.client(request, req.model, req.prompt)
-        return await _Primed.open(
+        return await Primed.open(
             client,
             request.state.model,
             prompt=None if req.messages else req.prompt,
@@ -380,7 +345,7 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
     @api.post("/llm/stream", tags=["llm"], response_class=EventSourceResponse)
     async def llm_stream(
         # Not Annotated[...]: the dependency is local, and annotations are strings here.
-        primed: _Primed = Depends(open_llm_stream),  # noqa: B008
+        primed: Primed = Depends(open_llm_stream),  # noqa: B008
     ) -> AsyncIterator[ServerSentEvent]:
         """Server-sent events: ``data: {"delta": text}`` per piece, then ``event: done``
         with ``usage``, ``finish_reason`` and ``model``, or ``event: error`` with the
@@ -405,7 +370,7 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
                 event="error", data={**failure.sigla_json(), "status": failure.status}
             )
         finally:
-            await _shielded_close(primed.stream)
+            await shielded_close(primed.stream)
             server.metrics.publish(primed.model, primed.llm.usage)
 
     @v1.post("/chat/completions", response_model=None)
@@ -422,9 +387,9 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
             finally:
                 server.metrics.publish(model, client.usage)
             return openai_completion(completion, model)
-        primed = await _Primed.open(client, model, messages=body.sigla_messages(), **body.options())
+        primed = await Primed.open(client, model, messages=body.sigla_messages(), **body.options())
         usage = bool(body.stream_options and body.stream_options.include_usage)
-        return EventSourceResponse(_openai_events(server, primed, usage))
+        return EventSourceResponse(openai_events(primed, usage, server.metrics.publish))
 
     @v1.get("/models")
     async def v1_models() -> dict[str, Any]:
@@ -440,40 +405,6 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
     app.include_router(api)
     app.include_router(v1)
     return app
-
-
-async def _openai_events(
-    server: _Server, primed: _Primed, include_usage: bool
-) -> AsyncIterator[str]:
-    """OpenAI's stream framing: ``data: <chunk>`` events, ``data: [DONE]`` last; a failure
-    midway is a ``data: {"error": ...}`` event (which the ``openai`` client raises), and
-    then no ``[DONE]``."""
-    ident, created, model = completion_id(), int(time.time()), primed.model
-
-    def event(chunk: dict[str, Any]) -> str:
-        return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
-
-    try:
-        yield event(openai_chunk(ident, created, model, {"role": "assistant", "content": ""}))
-        async for piece in primed.pieces():
-            yield event(openai_chunk(ident, created, model, {"content": piece}))
-        done = primed.stream.completion
-        finish = (done.finish_reason if done else None) or "stop"
-        yield event(openai_chunk(ident, created, model, {}, finish))
-        if include_usage:
-            yield event(
-                openai_chunk(
-                    ident, created, model, None, usage=usage_json(done.usage if done else None)
-                )
-            )
-        yield "data: [DONE]\n\n"
-    except Exception as exc:
-        if not isinstance(exc, LLMError):
-            logger.error("unexpected failure in a stream", exc_info=exc)
-        yield event(failure_of(exc).openai_json())
-    finally:
-        await _shielded_close(primed.stream)
-        server.metrics.publish(model, primed.llm.usage)
 
 
 def _ping_store(config: ServerConfig) -> str:
