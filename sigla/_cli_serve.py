@@ -184,6 +184,10 @@ def add_serve_command(group: click.Group, command: Callable[[Command], Command])
                 access_log=False,
                 log_config=_log_config("INFO" if level in ("NOTSET", "WARNING") else level),
                 timeout_graceful_shutdown=10,
+                # uvicorn's 5 s closes a pooled connection that a client is about to reuse
+                # when a busy event loop reads its next request late (benchmarks/server.py,
+                # 200 clients: a few ReadErrors); behind a proxy, keep it above the proxy's.
+                timeout_keep_alive=30,
             )
         finally:
             if scratch is not None:
