@@ -492,3 +492,139 @@ def test_readyz_checks_the_shared_limiter_store(fake: FakeGitHubModels, tmp_path
         call = client.post("/llm", json={"prompt": "hi"})
         assert call.status_code == 503 and "hunter2pass" not in call.text
     assert len(chat_requests(fake)) == 1
+
+
+# ---------------------------------------------------------------- callers who leave early
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/llm", {"prompt": "hi"}),
+        ("/llm/stream", {"prompt": "hi"}),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "hi"}], "stream": True},
+        ),
+    ],
+)
+def test_a_caller_leaving_before_the_answer_starts_cancels_the_upstream_call(
+    fake: FakeGitHubModels, route: str, body: dict[str, Any]
+) -> None:
+    fake.latency = 8.0  # the model takes 8 s to answer (or to send its first token)
+    with serving(create_app(config(fake))) as url:
+        with pytest.raises(httpx.ReadTimeout), httpx.Client(timeout=0.5) as http:
+            http.post(f"{url}{route}", json=body)
+        left = time.monotonic()
+        while not chat_requests(fake) and time.monotonic() - left < 2:
+            time.sleep(0.01)
+        assert chat_requests(fake), "the call never reached the double"
+        while fake.in_flight and time.monotonic() - left < 1.5:
+            time.sleep(0.01)
+        assert fake.in_flight == 0, "the upstream call outlived its caller"
+        assert chat_requests(fake)[-1].finished_at is None
+
+
+def test_a_caller_waiting_for_a_slot_who_leaves_is_never_sent(fake: FakeGitHubModels) -> None:
+    fake.latency = 1.5
+    cfg = config(fake, client_options={"limits": RateLimits(concurrent_requests=1)})
+    with serving(create_app(cfg)) as url:
+        first = threading.Thread(
+            target=lambda: httpx.post(f"{url}/llm", json={"prompt": "first"}, timeout=10)
+        )
+        first.start()
+        while not chat_requests(fake):
+            time.sleep(0.01)
+        for _ in range(3):  # queued behind the first, then gone
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(f"{url}/llm", json={"prompt": "late"}, timeout=0.3)
+        first.join()
+        time.sleep(0.2)  # let the server notice; nothing is expected to arrive
+    assert [r.body["messages"][-1]["content"] for r in chat_requests(fake)] == ["first"]
+
+
+# ---------------------------------------------------------------- hostile callers
+
+
+def test_unknown_methods_share_one_metric_label(client: TestClient) -> None:
+    for i in range(20):
+        client.request(f"M{i:04d}XYZ", "/llm")
+    text = client.get("/metrics").text
+    assert "M0001XYZ" not in text
+    assert _metric(text, "sigla_server_requests_total", method="OTHER") == 20
+
+
+def test_a_chunked_body_is_cut_at_the_limit(fake: FakeGitHubModels) -> None:
+    chunk = json.dumps({"prompt": "x" * 4000}).encode()
+
+    def body() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        for i in range(0, len(chunk), 500):
+            yield chunk[i : i + 500]
+
+    with serving(create_app(config(fake, max_body_bytes=2000))) as url:
+        response = httpx.post(
+            f"{url}/llm", content=body(), headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "request_too_large"
+    assert chat_requests(fake) == []
+
+
+def test_with_keys_the_schema_needs_one_and_the_docs_are_off(fake: FakeGitHubModels) -> None:
+    keys = ApiKeys(("k-0123456789abcdef",))
+    with TestClient(create_app(config(fake, api_keys=keys))) as client:
+        assert client.get("/openapi.json").status_code == 401
+        assert client.get("/docs").status_code == 404
+        schema = client.get("/openapi.json", headers={"Authorization": "Bearer k-0123456789abcdef"})
+        assert "/v1/chat/completions" in schema.json()["paths"]
+    with TestClient(create_app(config(fake))) as client:
+        assert client.get("/openapi.json").status_code == 200
+        assert client.get("/docs").status_code == 200
+
+
+# ---------------------------------------------------------------- /v1 requests
+
+
+def test_v1_accepts_an_assistant_turn_as_the_openai_client_returns_it(
+    client: TestClient, fake: FakeGitHubModels
+) -> None:
+    turn = {
+        "role": "assistant",
+        "content": "Noted.",
+        "refusal": None,
+        "annotations": [],
+        "audio": None,
+        "function_call": None,
+        "tool_calls": None,
+    }
+    body = {
+        "messages": [
+            {"role": "developer", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Remember "},
+                    {"type": "text", "text": "blue."},
+                ],
+            },
+            turn,
+            {"role": "user", "content": "Which colour?"},
+        ]
+    }
+    response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    sent = chat_requests(fake)[-1].body["messages"]
+    assert [(m["role"], m["content"]) for m in sent] == [
+        ("system", "Be brief."),
+        ("user", "Remember blue."),
+        ("assistant", "Noted."),
+        ("user", "Which colour?"),
+    ]
+    for extra in ({"tool_calls": [{"id": "x"}]}, {"refusal": "no"}, {"colour": 1}):
+        refused = client.post(
+            "/v1/chat/completions",
+            json={"messages": [{**turn, **extra}, {"role": "user", "content": "hi"}]},
+        )
+        assert refused.status_code == 400, extra
+        assert refused.json()["error"]["type"] == "invalid_request_error"

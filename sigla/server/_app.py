@@ -23,7 +23,7 @@ from ..errors import ConfigurationError, LLMError
 from ._asgi import BodyLimit, Metrics, Observed
 from ._config import ApiKeys, ClientPool, ServerConfig
 from ._playground import add_playground
-from ._streams import Primed, openai_events, shielded_close
+from ._streams import CallerGone, Primed, openai_events, shielded_close, unless_caller_leaves
 from ._wire import (
     ChatCompletionRequest,
     Failure,
@@ -63,7 +63,12 @@ def _openai_dialect(request: Request) -> bool:
 def _error_response(
     request: Request, failure: Failure, headers: dict[str, str] | None = None, param: Any = None
 ) -> JSONResponse:
-    body = failure.openai_json(param) if _openai_dialect(request) else failure.sigla_json()
+    if _openai_dialect(request):
+        if failure.status == 422:  # OpenAI answers invalid input with 400
+            failure = Failure(400, failure.type, failure.message, failure.retry_after)
+        body = failure.openai_json(param)
+    else:
+        body = failure.sigla_json()
     return JSONResponse(body, failure.status, headers={**failure.headers(), **(headers or {})})
 
 
@@ -80,6 +85,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def on_llm_error(request: Request, exc: LLMError) -> JSONResponse:
         return _error_response(request, failure_of(exc))
 
+    @app.exception_handler(CallerGone)
+    async def on_gone(request: Request, exc: CallerGone) -> Response:
+        return Response(status_code=499)  # nginx's "client closed request": nobody reads it
+
     @app.exception_handler(Refusal)
     async def on_refusal(request: Request, exc: Refusal) -> JSONResponse:
         return _error_response(request, exc.failure, exc.headers)
@@ -87,8 +96,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         failure, field = _validation_failure(exc)
-        if _openai_dialect(request):  # OpenAI answers 400 where FastAPI says 422
-            failure = Failure(400, failure.type, failure.message)
         detail = [
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": e.get("type")}
             for e in exc.errors()
@@ -223,6 +230,11 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
         description="A team server for large language models: sigla's API and an "
         "OpenAI-compatible /v1.",
         lifespan=lifespan,
+        # With keys, nothing but /healthz and the page is open: the schema moves behind the
+        # key (below) and the interactive docs, which fetch it without one, are off.
+        openapi_url=None if config.api_keys else "/openapi.json",
+        docs_url=None if config.api_keys else "/docs",
+        redoc_url=None if config.api_keys else "/redoc",
     )
     app.state.sigla = server
     _install_error_handlers(app)
@@ -280,12 +292,15 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
         client = await server.client(request, req.model, req.prompt)
         model = request.state.model
         try:
-            completion = await client.acomplete(
-                None if req.messages else req.prompt,
-                system=req.system,
-                messages=req.sigla_messages(),
-                temperature=req.temperature,
-                max_tokens=req.max_tokens,
+            completion = await unless_caller_leaves(
+                request.receive,
+                lambda: client.acomplete(
+                    None if req.messages else req.prompt,
+                    system=req.system,
+                    messages=req.sigla_messages(),
+                    temperature=req.temperature,
+                    max_tokens=req.max_tokens,
+                ),
             )
         finally:
             server.metrics.publish(model, client.usage)
@@ -300,14 +315,17 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
         req = _llm_request(prompt, temperature, body)
         server.check_size(req.chars())
         client = await server.client(request, req.model, req.prompt)
-        return await Primed.open(
-            client,
-            request.state.model,
-            prompt=None if req.messages else req.prompt,
-            system=req.system,
-            messages=req.sigla_messages(),
-            temperature=req.temperature,
-            max_tokens=req.max_tokens,
+        return await unless_caller_leaves(
+            request.receive,
+            lambda: Primed.open(
+                client,
+                request.state.model,
+                prompt=None if req.messages else req.prompt,
+                system=req.system,
+                messages=req.sigla_messages(),
+                temperature=req.temperature,
+                max_tokens=req.max_tokens,
+            ),
         )
 
     @api.post("/llm/stream", tags=["llm"], response_class=EventSourceResponse)
@@ -349,15 +367,22 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
         model = request.state.model
         if not body.stream:
             try:
-                completion = await client.acomplete(
-                    messages=body.sigla_messages(), **body.options()
+                completion = await unless_caller_leaves(
+                    request.receive,
+                    lambda: client.acomplete(messages=body.sigla_messages(), **body.options()),
                 )
             finally:
                 server.metrics.publish(model, client.usage)
             return openai_completion(completion, model)
-        primed = await Primed.open(client, model, messages=body.sigla_messages(), **body.options())
+        primed = await unless_caller_leaves(
+            request.receive,
+            lambda: Primed.open(client, model, messages=body.sigla_messages(), **body.options()),
+        )
         usage = bool(body.stream_options and body.stream_options.include_usage)
-        return EventSourceResponse(openai_events(primed, usage, server.metrics.publish))
+        return EventSourceResponse(
+            openai_events(primed, usage, server.metrics.publish),
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     @v1.get("/models")
     async def v1_models() -> dict[str, Any]:
@@ -368,6 +393,12 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
                 {"id": m, "object": "model", "created": 0, "owned_by": "sigla"} for m in pool.served
             ],
         }
+
+    if config.api_keys:
+
+        @api.get("/openapi.json", include_in_schema=False)
+        async def openapi() -> dict[str, Any]:
+            return app.openapi()
 
     add_playground(app, api, server)
     app.include_router(open_routes)

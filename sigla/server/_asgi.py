@@ -108,6 +108,11 @@ class Metrics:
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
+# Any token is a method to the HTTP parser: a label per method sent would let anyone, before
+# authentication, grow /metrics (and memory) without bound.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def _route_of(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
@@ -144,13 +149,14 @@ class Observed:
             in_flight.dec()
             elapsed = time.perf_counter() - started
             route = _route_of(scope)
-            self.metrics.requests.labels(route=route, method=scope["method"], status=status).inc()
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            self.metrics.requests.labels(route=route, method=method, status=status).inc()
             self.metrics.latency.labels(route=route).observe(elapsed)
             model = state.get("model")
             prompt = state.get("prompt") if self.log_prompts else None
             logger.info(
                 "%s %s %d %.1f ms%s%s",
-                scope["method"],
+                method,
                 route,
                 status,
                 elapsed * 1000,

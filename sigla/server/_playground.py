@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from ._prompts import PromptLibrary
+from ._streams import unless_caller_leaves
 from ._wire import PromptEval, PromptRun, usage_json
 
 __all__ = ["add_playground"]
@@ -70,7 +71,9 @@ def add_playground(app: FastAPI, api: APIRouter, server: Any) -> None:
         )
         server.check_size(sum(len(m["content"]) for m in call["messages"]))
         try:
-            completion = await client.acomplete(**call)
+            completion = await unless_caller_leaves(
+                request.receive, lambda: client.acomplete(**call)
+            )
         finally:
             server.metrics.publish(model, client.usage)
         return {
@@ -92,7 +95,9 @@ def add_playground(app: FastAPI, api: APIRouter, server: Any) -> None:
         judge = os.environ.get("SIGLA_JUDGE_MODEL", "").strip()
         judge = served_or_default(None, judge) if judge else model
         try:
-            report = await file.aevaluate(client, judge_model=judge)
+            report = await unless_caller_leaves(
+                request.receive, lambda: file.aevaluate(client, judge_model=judge)
+            )
         finally:
             server.metrics.publish(model, client.usage)
         result: dict[str, Any] = report.as_dict()

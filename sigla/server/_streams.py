@@ -1,22 +1,55 @@
-"""The server's streams, FastAPI-free: an upstream stream opened before the answer starts,
-closed however the answer ends, and OpenAI's chunk framing of it."""
+"""The server's upstream calls, FastAPI-free: cancelled when the caller leaves; a stream
+opened before the answer starts, closed however the answer ends; OpenAI's chunk framing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any, TypeVar
 
 import anyio
 
 from ..errors import LLMError
 from ._wire import completion_id, failure_of, openai_chunk, usage_json
 
-__all__ = ["Primed", "openai_events", "shielded_close"]
+__all__ = ["CallerGone", "Primed", "openai_events", "shielded_close", "unless_caller_leaves"]
 
 logger = logging.getLogger("sigla.server")
+T = TypeVar("T")
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+
+class CallerGone(Exception):
+    """The caller disconnected while its upstream call was waiting or running: the call
+    was cancelled (its upstream connection closed, its limiter slot freed)."""
+
+
+async def unless_caller_leaves(receive: Receive, work: Callable[[], Awaitable[T]]) -> T:
+    """``await work()``, cancelled as soon as the caller disconnects.
+
+    Until a response starts nothing else listens to the connection: without this, a caller
+    that gives up while its request waits for a slot, or for a model's first token, would
+    still have the upstream call made and paid for. ``receive`` is the request's ASGI
+    receive: once the body is read, its next message is ``http.disconnect``, so the watch
+    costs no polling. Exceptions of ``work`` pass through unchanged (no task group, whose
+    exception groups would hide them from the app's handlers).
+    """
+    with anyio.CancelScope() as scope:
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            scope.cancel()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return await work()
+        finally:
+            watcher.cancel()
+    raise CallerGone("the caller disconnected before the answer")
 
 
 async def shielded_close(stream: Any) -> None:

@@ -112,15 +112,35 @@ class TextPart(BaseModel):
     text: str
 
 
+# Fields of an assistant message the openai client hands back (``message.model_dump()``):
+# accepted when they carry nothing, refused (400) when they would need tools or audio.
+_EMPTY_MESSAGE_FIELDS = {"refusal", "annotations", "audio", "function_call", "tool_calls"}
+
+
 class ChatMessage(BaseModel):
     """An OpenAI chat message; ``developer`` is OpenAI's newer name for ``system``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
+    content: str | list[TextPart] | None = None
     name: str | None = None
 
+    @model_validator(mode="after")
+    def _plain_chat(self) -> ChatMessage:
+        for field, value in (self.model_extra or {}).items():
+            if field not in _EMPTY_MESSAGE_FIELDS:
+                raise ValueError(f"unknown message field {field!r}")
+            if value not in (None, [], ""):
+                raise ValueError(
+                    f"{field} is not supported by this server (sigla serves plain chat)"
+                )
+        if self.content is None and self.role != "assistant":
+            raise ValueError(f"a {self.role} message needs content")
+        return self
+
     def text(self) -> str:
+        if self.content is None:
+            return ""
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content)
@@ -336,6 +356,7 @@ def failure_of(error: BaseException) -> Failure:
     if isinstance(error, PromptNotFound):
         return Failure(404, "prompt_not_found", message)
     if isinstance(error, RateLimitError):
+        wait = _seconds(error.retry_after)
         if error.client_side and "concurrent" in (error.limit_type or ""):
             return Failure(
                 503,
@@ -344,7 +365,16 @@ def failure_of(error: BaseException) -> Failure:
                 "shortly.",
                 _seconds(error.retry_after),
             )
-        return Failure(429, "rate_limited", message, _seconds(error.retry_after))
+        # The client's message ends with advice for its own settings (max_retry_wait), which
+        # a caller of the server cannot change: say what the caller can do instead.
+        limit = error.limit_type or "its rate limit"
+        return Failure(
+            429,
+            "rate_limited",
+            f"The model service is rate-limiting this server ({limit}): try again in "
+            f"{wait} s (Retry-After).",
+            wait,
+        )
     if isinstance(error, GitHubModelsRetiredError):
         return Failure(502, "service_retired", message)
     if isinstance(error, AuthenticationError):  # 401 and 403 (PermissionDeniedError)

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import re
+import select
 import socket
 import socketserver
 import sys
@@ -174,8 +175,31 @@ class _Exchange:
         if release is not None:
             release()
 
+    def wait(self, seconds: float) -> None:
+        """Wait ``seconds`` before writing, as the service does, but notice a client that
+        hangs up meanwhile, as real servers do: the request then ends unanswered (its
+        in-flight slot freed, ``finished_at`` left None) with an ``OSError``, which the
+        server treats as routine. A stopping double shuts the sockets, which ends it too."""
+        if seconds <= 0:
+            return
+        connection = self.handler.connection
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            readable, _, _ = select.select([connection], [], [], min(left, 0.05))
+            if not readable:
+                continue
+            try:
+                gone = connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                gone = True
+            if gone:
+                self.end_flight()
+                raise ConnectionAbortedError("the client closed the connection")
+            self.service._sleep(left)  # bytes of a next request: nothing more to watch
+            return
+
     def send(self, answer: _Answer) -> None:
-        self.service._sleep(self.service.latency)
+        self.wait(self.service.latency)
         self.answered = True
         if answer.disconnect:
             self.end_flight()
@@ -196,7 +220,7 @@ class _Exchange:
 
     def stream(self, events: Iterable[tuple[str, bytes]], headers: Mapping[str, str]) -> None:
         """Send SSE events with hand-made chunked transfer-encoding, keeping the connection."""
-        self.service._sleep(self.service.latency)
+        self.wait(self.service.latency)
         self.answered = True
         self.on_status(200)
         h, times = self.handler, self.chunk_times
@@ -215,14 +239,14 @@ class _Exchange:
         while following is not None:
             (i, (kind, data)), following = following, next(upcoming, None)
             if kind == "stall":
-                self.service._sleep(float(data))
+                self.wait(float(data))
                 continue
             if kind == "cut":
                 self.end_flight()
                 h.drop()  # no terminating zero-length chunk: the body is incomplete
                 return
             if i:
-                self.service._sleep(self.service.chunk_delay)
+                self.wait(self.service.chunk_delay)
             frame = b"%x\r\n%s\r\n" % (len(data), data)
             if following is None:
                 self.end_flight()
