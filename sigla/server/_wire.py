@@ -158,7 +158,7 @@ class ResponseFormat(BaseModel):
 
 # OpenAI fields sigla cannot honour, with the values that ask for nothing (accepted).
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "n": (None, 1),
+    "n": (None, 1, 1.0),
     "tools": (None, []),
     "tool_choice": (None, "none"),
     "functions": (None, []),
