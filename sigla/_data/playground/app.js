@@ -431,7 +431,10 @@ async function runPrompt() {
   const file = state.prompt;
   if (!file) return;
   const variables = {};
-  for (const input of $("prompt-vars").querySelectorAll("textarea")) variables[input.dataset.var] = input.value;
+  // An empty field is left out: the server then names the variable that has no value.
+  for (const input of $("prompt-vars").querySelectorAll("textarea")) {
+    if (input.value !== "") variables[input.dataset.var] = input.value;
+  }
   const body = { variables };
   if ($("prompt-model").value) body.model = $("prompt-model").value;
   $("prompt-error").hidden = true;
