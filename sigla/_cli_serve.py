@@ -66,6 +66,7 @@ def _environment(options: Mapping[str, Any]) -> dict[str, str]:
         "provider": "SIGLA_LLM_PROVIDER",
         "endpoint": "SIGLA_LLM_ENDPOINT",
         "limiter": "SIGLA_LIMITER_URL",
+        "prompts": "SIGLA_SERVER_PROMPTS",
     }
     env = {var: str(options[name]) for name, var in names.items() if options.get(name) is not None}
     if options.get("log_prompts"):
@@ -128,13 +129,18 @@ def add_serve_command(group: click.Group, command: Callable[[Command], Command])
     @click.option("--rpm", type=click.IntRange(min=1), help="Upstream requests per minute.")
     @click.option("--rpd", type=click.IntRange(min=1), help="Upstream requests per day.")
     @click.option("--tpm", type=click.IntRange(min=1), help="Upstream tokens per minute.")
+    @click.option(
+        "--prompts",
+        type=click.Path(file_okay=False),
+        help="Directory of the .prompt.yml files /prompts serves (default: prompts/).",
+    )
     @click.option("--log-prompts", is_flag=True, help="Put prompts in the request log lines.")
     @command
     def serve(
         host: str, port: int, workers: int, allow_unauthenticated: bool, **options: Any
     ) -> None:
         """Run the team server: sigla's API, an OpenAI-compatible /v1, health and metrics."""
-        from ._server_config import ApiKeys
+        from .server._config import ApiKeys
 
         try:
             import uvicorn
@@ -159,7 +165,7 @@ def add_serve_command(group: click.Group, command: Callable[[Command], Command])
             os.mkdir(metrics)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics
         # Settings fail here, once, rather than in every worker.
-        from ._server_config import ServerConfig
+        from .server._config import ServerConfig
 
         ServerConfig.from_env()
         level = logging.getLevelName(logging.getLogger("sigla").getEffectiveLevel())

@@ -1,26 +1,4 @@
-"""The team server: one process holds the credential and the quota, everyone else calls it.
-
-``sigla serve`` runs :func:`create_app` with uvicorn. Routes:
-
-=====  =========================  ==========================================================
-POST   ``/llm``                   ``?prompt=&temperature=`` (the seed's form) or a JSON body
-                                  -> ``{"answer", "model", "usage", "finish_reason"}``
-POST   ``/llm/stream``            the same body -> SSE: ``data: {"delta"}``..., then
-                                  ``event: done`` (usage, finish_reason) or ``event: error``
-POST   ``/v1/chat/completions``   OpenAI's shapes, ``stream: true`` included
-GET    ``/v1/models``             the served models, OpenAI's list shape
-GET    ``/models``                the served models and the service's catalog (cached)
-GET    ``/healthz``               liveness: no upstream call, open to anyone
-GET    ``/readyz``                settings resolved, credential present, limiter store up
-GET    ``/metrics``               Prometheus text format
-=====  =========================  ==========================================================
-
-With API keys set (``SIGLA_API_KEY``, ``SIGLA_API_KEYS``) every route but ``/healthz`` and
-the docs asks for ``Authorization: Bearer <key>``. Errors are ``{"error": {"type",
-"message"}}`` (OpenAI's error shape under ``/v1``); an upstream 429 is a 429 with
-``Retry-After``. Each served model has one shared :class:`~sigla.llm.GitHubLLM` for the
-app's lifetime, so its limiter, cache and connections serve every request.
-"""
+"""The FastAPI app of :mod:`sigla.server`: its routes, access control and error handlers."""
 
 from __future__ import annotations
 
@@ -31,20 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from .errors import MissingDependencyError
-
-try:
-    import anyio
-    import fastapi  # noqa: F401
-    import prometheus_client  # noqa: F401
-    import uvicorn  # noqa: F401
-except ImportError as exc:  # the dev extra installs them; a user may not have
-    raise MissingDependencyError(
-        f"The sigla server needs FastAPI, uvicorn and prometheus-client ({exc.name} is "
-        "missing): pip install 'sigla[server]' (from sigla's source tree: "
-        'pip install -e ".[server]").'
-    ) from None
-
+import anyio
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -52,11 +17,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__
-from ._server_asgi import BodyLimit, Metrics, Observed
-from ._server_config import ApiKeys, ClientPool, ServerConfig
-from ._server_streams import Primed, openai_events, shielded_close
-from ._server_wire import (
+from .. import __version__
+from .._constants import DEFAULT_TEMPERATURE
+from ..errors import ConfigurationError, LLMError
+from ._asgi import BodyLimit, Metrics, Observed
+from ._config import ApiKeys, ClientPool, ServerConfig
+from ._playground import add_playground
+from ._streams import Primed, openai_events, shielded_close
+from ._wire import (
     ChatCompletionRequest,
     Failure,
     LLMRequest,
@@ -65,7 +33,6 @@ from ._server_wire import (
     openai_completion,
     usage_json,
 )
-from .errors import ConfigurationError, LLMError
 
 __all__ = ["ApiKeys", "ServerConfig", "create_app"]
 
@@ -286,6 +253,7 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
         return {
             "served": list(pool.served),
             "default": pool.served[0],
+            "defaults": {"temperature": DEFAULT_TEMPERATURE, "max_tokens": None},
             "catalog": await server.catalog(),
         }
 
@@ -401,6 +369,7 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
             ],
         }
 
+    add_playground(app, api, server)
     app.include_router(open_routes)
     app.include_router(api)
     app.include_router(v1)
@@ -409,7 +378,7 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
 
 def _ping_store(config: ServerConfig) -> str:
     """The shared limiter's store (masked), pinged; ``"this process"`` without one."""
-    from ._shared_limits import open_store, resolve_limiter
+    from .._shared_limits import open_store, resolve_limiter
 
     target = resolve_limiter(config.client_options.get("limiter"))
     if target is None:

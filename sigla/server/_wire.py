@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ._core import Completion, Usage
-from .errors import (
+from .._core import Completion, Usage
+from ..errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -86,6 +86,24 @@ class LLMRequest(BaseModel):
         return sum(len(t or "") for t in (self.prompt, self.system)) + sum(
             len(m.content) for m in self.messages or ()
         )
+
+
+class PromptRun(BaseModel):
+    """``POST /prompts/{id}/run``: the values of the file's ``{{variables}}``, and optional
+    overrides of its model and parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+    variables: dict[str, str] = Field(default_factory=dict)
+    model: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+
+
+class PromptEval(BaseModel):
+    """``POST /prompts/{id}/eval``: optionally another served model than the file's."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = None
 
 
 class TextPart(BaseModel):
@@ -309,11 +327,14 @@ _CREDENTIAL_REJECTED = (
 
 def failure_of(error: BaseException) -> Failure:
     """How the server answers ``error`` (a sigla error, or the server's own refusals)."""
-    from ._server_config import ModelNotServed
+    from ._config import ModelNotServed
+    from ._prompts import PromptNotFound
 
     message = str(error)
     if isinstance(error, ModelNotServed):
         return Failure(404, "model_not_found", message)
+    if isinstance(error, PromptNotFound):
+        return Failure(404, "prompt_not_found", message)
     if isinstance(error, RateLimitError):
         if error.client_side and "concurrent" in (error.limit_type or ""):
             return Failure(

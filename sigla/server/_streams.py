@@ -11,8 +11,8 @@ from typing import Any
 
 import anyio
 
-from ._server_wire import completion_id, failure_of, openai_chunk, usage_json
-from .errors import LLMError
+from ..errors import LLMError
+from ._wire import completion_id, failure_of, openai_chunk, usage_json
 
 __all__ = ["Primed", "openai_events", "shielded_close"]
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._usage import UsageTotals
+from .._usage import UsageTotals
 
 __all__ = ["BodyLimit", "Metrics", "Observed"]
 

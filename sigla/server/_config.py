@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._secret import Secret
-from .errors import ConfigurationError, LLMError
+from .._secret import Secret
+from ..errors import ConfigurationError, LLMError
 
 if TYPE_CHECKING:
-    from .llm import GitHubLLM
+    from ..llm import GitHubLLM
 
 __all__ = ["ApiKeys", "ClientPool", "ModelNotServed", "ServerConfig"]
 
@@ -35,13 +35,14 @@ NUMBER_ENVS = {
     "catalog_ttl": "SIGLA_SERVER_CATALOG_TTL",
 }
 LOG_PROMPTS_ENV = "SIGLA_SERVER_LOG_PROMPTS"
+PROMPTS_ENV = "SIGLA_SERVER_PROMPTS"  # the directory of the prompt files it serves
 LIMITS_ENV = "SIGLA_SERVER_LIMITS"  # "concurrent_requests=2,requests_per_minute=10"
 
 
 def parse_limits(text: str, source: str = LIMITS_ENV) -> Any:
     """``name=value`` pairs of :class:`~sigla.llm.RateLimits` fields, comma-separated; an
     empty text turns client-side limits off (``RateLimits()``)."""
-    from ._limits import RateLimits
+    from .._limits import RateLimits
 
     fields = {f for f in RateLimits.__dataclass_fields__}
     given: dict[str, int] = {}
@@ -115,7 +116,8 @@ class ServerConfig:
     ``timeout``...): the server holds the credential, callers never see it.
 
     ``models`` are the models callers may ask for, the first one the default; empty means
-    the configured model only. ``max_retry_wait`` is short so an upstream 429 reaches the
+    the configured model only. ``prompts_dir`` holds the ``.prompt.yml`` files of
+    ``/prompts``. ``max_retry_wait`` is short so an upstream 429 reaches the
     caller promptly (as a 429 with ``Retry-After``); ``queue_timeout`` bounds how long a
     request waits for one of the upstream's concurrent slots before a 503.
     """
@@ -128,6 +130,7 @@ class ServerConfig:
     queue_timeout: float = DEFAULT_QUEUE_TIMEOUT
     catalog_ttl: float = DEFAULT_CATALOG_TTL
     log_prompts: bool = False
+    prompts_dir: str = "prompts"
     client_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -177,6 +180,8 @@ class ServerConfig:
             options = dict(chosen.get("client_options", {}))
             options["limits"] = parse_limits(raw_limits)
             chosen["client_options"] = options
+        if "prompts_dir" not in chosen and env.get(PROMPTS_ENV, "").strip():
+            chosen["prompts_dir"] = env[PROMPTS_ENV].strip()
         if "log_prompts" not in chosen:
             chosen["log_prompts"] = env.get(LOG_PROMPTS_ENV, "").strip().lower() in (
                 "1",
@@ -219,7 +224,7 @@ class ClientPool:
             if self.config.models:
                 self._served = self.config.models
             else:
-                from ._config import resolve_settings
+                from .._config import resolve_settings
 
                 options = self.config.client_options
                 settings = resolve_settings(
@@ -249,7 +254,7 @@ class ClientPool:
             if llm is None:
                 factory = self._factory
                 if factory is None:
-                    from .llm import GitHubLLM
+                    from ..llm import GitHubLLM
 
                     factory = GitHubLLM
                 options = {
