@@ -28,6 +28,14 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch (_) {
+    return null;
+  }
+}
+
 function setStatus(text) {
   $("status").textContent = text;
 }
@@ -97,12 +105,8 @@ async function api(path, { method = "GET", body, signal } = {}) {
     throw new ApiError(0, "unreachable", "The server could not be reached.", null);
   }
   if (response.ok) return response;
-  let error = {};
-  try {
-    error = (await response.json()).error || {};
-  } catch (_) {
-    // not JSON: a proxy's page; the status says enough
-  }
+  // Not JSON (a proxy's page): the status says enough.
+  const error = (parseJson(await response.text()) || {}).error || {};
   const failure = new ApiError(
     response.status,
     error.type || "http_error",
@@ -112,13 +116,13 @@ async function api(path, { method = "GET", body, signal } = {}) {
   if (response.status === 401) {
     const had = apiKey();
     sessionStorage.removeItem(KEY_STORAGE);
-    askForKey(had ? "The server refused that key: enter it again." : "This server needs an API key.");
+    askForKey(had ? "The server refused that key: enter it again." : "This server needs a key.");
   }
   throw failure;
 }
 
-/** The service's message plus what to do about it. */
-function describeError(status, type, message, retryAfter) {
+/** The service's message plus what to do about it ({status, type, message, retryAfter}). */
+function describeError({ status, type, message, retryAfter }) {
   const text = (message || "").trim();
   const wait = retryAfter ? ` Wait ${retryAfter} s, then try again.` : "";
   if (status === 401) return `${text} Enter your API key in the form above, then try again.`;
@@ -137,6 +141,15 @@ function describeError(status, type, message, retryAfter) {
   return text;
 }
 
+/** What the page shows for a failed call: the server's error explained, or the exception. */
+function errorText(err) {
+  return err instanceof ApiError ? describeError(err) : `Something went wrong: ${err}`;
+}
+
+async function postJson(path, body) {
+  return (await api(path, { method: "POST", body })).json();
+}
+
 // ------------------------------------------------------------------ loading models, prompts
 
 async function loadAll() {
@@ -146,9 +159,7 @@ async function loadAll() {
     await loadPrompts();
     setStatus("");
   } catch (err) {
-    setStatus(
-      err instanceof ApiError ? describeError(err.status, err.type, err.message, err.retryAfter) : String(err),
-    );
+    setStatus(errorText(err));
   }
 }
 
@@ -164,11 +175,9 @@ async function loadModels() {
     chat.append(option);
   }
   const defaults = models.defaults || {};
-  if (defaults.temperature != null && $("temperature").value === "") {
-    $("temperature").value = String(defaults.temperature);
-  }
-  if (defaults.max_tokens != null && $("max-tokens").value === "") {
-    $("max-tokens").value = String(defaults.max_tokens);
+  const given = [["temperature", defaults.temperature], ["max-tokens", defaults.max_tokens]];
+  for (const [field, value] of given) {
+    if (value != null && $(field).value === "") $(field).value = String(value);
   }
 }
 
@@ -183,11 +192,6 @@ function addBubble(role, text) {
   $("history").append(bubble);
   bubble.scrollIntoView({ block: "end" });
   return { bubble, body, meta };
-}
-
-/** Mark an answer's state (pending, streaming, done, error, stopped, cut) for CSS and tests. */
-function setBubbleState(view, name) {
-  view.bubble.dataset.state = name;
 }
 
 function chatOptions() {
@@ -246,7 +250,8 @@ async function sendChat() {
   $("message").value = "";
   addBubble("user", prompt);
   const view = addBubble("assistant", "Waiting for the answer…");
-  setBubbleState(view, "pending");
+  // data-state (pending, streaming, done, error, stopped, cut) is for CSS and the tests.
+  view.bubble.dataset.state = "pending";
   const controller = new AbortController();
   state.controller = controller;
   $("stop").disabled = false;
@@ -254,30 +259,23 @@ async function sendChat() {
   const body = { prompt, messages: state.history.slice(), ...chatOptions() };
   let answer = "";
   let ended = null; // "done" or "error" once the stream says so
-  const show = () => {
-    view.body.textContent = answer;
-  };
   try {
-    const response = await api("/llm/stream", { method: "POST", body, signal: controller.signal });
+    const signal = controller.signal;
+    const response = await api("/llm/stream", { method: "POST", body, signal });
     const parser = sseParser((name, data) => {
-      let payload;
-      try {
-        payload = JSON.parse(data);
-      } catch (_) {
-        return; // not JSON: not an event of this server
-      }
+      const payload = parseJson(data);
+      if (payload === null) return; // not JSON: not an event of this server
       if (name === "message" && typeof payload.delta === "string") {
-        if (!answer) setBubbleState(view, "streaming");
+        view.bubble.dataset.state = "streaming";
         answer += payload.delta;
-        show();
+        view.body.textContent = answer;
       } else if (name === "done") {
         ended = "done";
         const usage = formatUsage(payload.usage, payload.finish_reason, payload.model);
         view.meta.replaceChildren(el("span", { "data-testid": "usage" }, usage));
       } else if (name === "error") {
         ended = "error";
-        const e = payload.error || {};
-        failBubble(view, answer, describeError(payload.status, e.type, e.message, null));
+        failBubble(view, answer, describeError({ status: payload.status, ...payload.error }));
       }
     });
     const reader = response.body.getReader();
@@ -290,21 +288,20 @@ async function sendChat() {
     parser.feed(decoder.decode()); // an event left unfinished at the end is dropped (SSE)
     if (ended === "done") {
       if (!answer) view.body.textContent = "(the model answered nothing)";
-      setBubbleState(view, "done");
+      view.bubble.dataset.state = "done";
       state.history.push({ role: "user", content: prompt }, { role: "assistant", content: answer });
     } else if (ended === null) {
-      failBubble(view, answer, "The answer was cut short: the stream ended before the server said it was done. Send again.");
-      setBubbleState(view, "cut");
+      const why = "The answer was cut short: the stream ended before the server said it was done.";
+      failBubble(view, answer, `${why} Send again.`);
+      view.bubble.dataset.state = "cut";
     }
   } catch (err) {
     if (err.name === "AbortError") {
       if (!answer) view.body.textContent = "(stopped before any text)";
       view.meta.textContent = "Stopped: this answer is not kept in the conversation.";
-      setBubbleState(view, "stopped");
-    } else if (err instanceof ApiError) {
-      failBubble(view, answer, describeError(err.status, err.type, err.message, err.retryAfter));
+      view.bubble.dataset.state = "stopped";
     } else {
-      failBubble(view, answer, `The answer could not be read: ${err}. Send again.`);
+      failBubble(view, answer, errorText(err));
     }
     if (err.name !== "AbortError" && !$("message").value) $("message").value = prompt;
   } finally {
@@ -317,8 +314,9 @@ async function sendChat() {
 /** Show an error in an answer's bubble, keeping any text that arrived before it. */
 function failBubble(view, answer, message) {
   if (!answer) view.body.textContent = "(no answer)";
-  view.meta.replaceChildren(el("span", { class: "error", "data-testid": "bubble-error" }, message));
-  setBubbleState(view, "error");
+  const shown = el("span", { class: "error", "data-testid": "bubble-error" }, message);
+  view.meta.replaceChildren(shown);
+  view.bubble.dataset.state = "error";
 }
 
 $("chat-form").addEventListener("submit", (event) => {
@@ -373,23 +371,21 @@ function renderMessages(target, messages) {
   target.replaceChildren();
   for (const m of messages) {
     target.append(
-      el("li", { class: `message ${m.role}` }, el("span", { class: "role" }, m.role), el("pre", {}, m.content)),
+      el("li", { class: `message ${m.role}` }, el("span", { class: "role" }, m.role),
+        el("pre", {}, m.content)),
     );
   }
 }
 
 function showPromptError(err) {
   const box = $("prompt-error");
-  box.textContent =
-    err instanceof ApiError ? describeError(err.status, err.type, err.message, err.retryAfter) : String(err);
+  box.textContent = errorText(err);
   box.hidden = false;
 }
 
 /** Open a prompt file: its messages, a field per variable, the model to run it on. */
 async function openPrompt(id) {
-  $("prompt-error").hidden = true;
-  $("prompt-result").hidden = true;
-  $("eval-result").hidden = true;
+  for (const hide of ["prompt-error", "prompt-result", "eval-result"]) $(hide).hidden = true;
   try {
     const file = await (await api(`/prompts/${encodeURIComponent(id)}`)).json();
     state.prompt = file;
@@ -403,12 +399,13 @@ async function openPrompt(id) {
     vars.replaceChildren();
     if (!file.variables.length) vars.append(el("p", { class: "meta" }, "No variables."));
     file.variables.forEach((name, i) => {
-      const input = el("textarea", { id: `var-${i}`, rows: "2", "data-testid": "var-input", "data-var": name });
-      vars.append(el("label", { for: `var-${i}` }, `{{${name}}}`), input);
+      const id = `var-${i}`;
+      const input = el("textarea", { id, rows: "2", "data-testid": "var-input", "data-var": name });
+      vars.append(el("label", { for: id }, `{{${name}}}`), input);
     });
-    const select = $("prompt-model");
-    select.replaceChildren(el("option", { value: "" }, `the file's (${file.model || "server default"})`));
-    for (const m of (state.models && state.models.served) || []) select.append(el("option", { value: m }, m));
+    const served = (state.models && state.models.served) || [];
+    const own = el("option", { value: "" }, `the file's (${file.model || "server default"})`);
+    $("prompt-model").replaceChildren(own, ...served.map((m) => el("option", { value: m }, m)));
     $("prompt-eval").disabled = !file.testData;
     $("prompt-detail").hidden = false;
     $("prompt-title").scrollIntoView({ block: "start" });
@@ -418,57 +415,39 @@ async function openPrompt(id) {
   }
 }
 
-/** Disable the prompt buttons while a request runs; `label` says what is running. */
-function busy(on, label) {
-  $("prompt-run").disabled = on;
-  $("prompt-eval").disabled = on || !(state.prompt && state.prompt.testData);
-  if (on) setStatus(label);
-  else setStatus("");
+/** POST /prompts/{id}/{action} for the opened file with the chosen model; `show` renders
+ * the answer. The buttons are disabled and a line says what runs meanwhile. */
+async function callPrompt(action, body, doing, show) {
+  const file = state.prompt;
+  if (!file) return;
+  if ($("prompt-model").value) body.model = $("prompt-model").value;
+  for (const id of ["prompt-error", "prompt-result", "eval-result"]) $(id).hidden = true;
+  $("prompt-run").disabled = $("prompt-eval").disabled = true;
+  $("prompt-progress").textContent = `${doing} ${file.name || file.id}…`;
+  try {
+    show(await postJson(`/prompts/${encodeURIComponent(file.id)}/${action}`, body));
+  } catch (err) {
+    showPromptError(err);
+  } finally {
+    $("prompt-progress").textContent = "";
+    $("prompt-run").disabled = false;
+    $("prompt-eval").disabled = !file.testData;
+  }
 }
 
 /** Run the opened file with the fields' values; show what was sent and the answer. */
-async function runPrompt() {
-  const file = state.prompt;
-  if (!file) return;
+function runPrompt() {
   const variables = {};
   // An empty field is left out: the server then names the variable that has no value.
   for (const input of $("prompt-vars").querySelectorAll("textarea")) {
     if (input.value !== "") variables[input.dataset.var] = input.value;
   }
-  const body = { variables };
-  if ($("prompt-model").value) body.model = $("prompt-model").value;
-  $("prompt-error").hidden = true;
-  $("prompt-result").hidden = true;
-  busy(true, `Running ${file.name || file.id}…`);
-  try {
-    const result = await (await api(`/prompts/${encodeURIComponent(file.id)}/run`, { method: "POST", body })).json();
+  callPrompt("run", { variables }, "Running", (result) => {
     renderMessages($("prompt-sent"), result.messages);
     $("prompt-answer").textContent = result.answer || "(the model answered nothing)";
     $("prompt-usage").textContent = formatUsage(result.usage, result.finish_reason, result.model);
     $("prompt-result").hidden = false;
-  } catch (err) {
-    showPromptError(err);
-  } finally {
-    busy(false);
-  }
-}
-
-/** Run the opened file's evaluations; a card per test case and the summary line. */
-async function evalPrompt() {
-  const file = state.prompt;
-  if (!file) return;
-  const body = $("prompt-model").value ? { model: $("prompt-model").value } : {};
-  $("prompt-error").hidden = true;
-  $("eval-result").hidden = true;
-  busy(true, `Running ${file.testData} test case(s) of ${file.name || file.id}…`);
-  try {
-    const report = await (await api(`/prompts/${encodeURIComponent(file.id)}/eval`, { method: "POST", body })).json();
-    renderReport(report);
-  } catch (err) {
-    showPromptError(err);
-  } finally {
-    busy(false);
-  }
+  });
 }
 
 /** gh-models' eval JSON as cards: per case PASSED/FAILED, its answer, each evaluator. */
@@ -480,16 +459,22 @@ function renderReport(report) {
     const checks = result.evaluationResults || [];
     const passed = checks.every((r) => r.passed);
     const verdict = passed ? "PASSED" : "FAILED";
-    const card = el("li", { class: `eval-case ${passed ? "passed" : "failed"}`, "data-testid": "eval-case" });
-    card.append(el("h4", {}, `Test case ${i + 1}/${total}: `, el("span", { "data-testid": "verdict" }, verdict)));
-    const vars = Object.entries(result.testCase || {}).map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
+    const kind = `eval-case ${passed ? "passed" : "failed"}`;
+    const card = el("li", { class: kind, "data-testid": "eval-case" });
+    const title = `Test case ${i + 1}/${total}: `;
+    card.append(el("h4", {}, title, el("span", { "data-testid": "verdict" }, verdict)));
+    const shown = (v) => (typeof v === "string" ? v : JSON.stringify(v));
+    const vars = Object.entries(result.testCase || {}).map(([k, v]) => `${k}: ${shown(v)}`);
     if (vars.length) card.append(el("pre", { class: "vars" }, vars.join("\n")));
-    card.append(el("pre", { class: "answer", "data-testid": "eval-answer" }, result.modelResponse || ""));
+    const answer = result.modelResponse || "";
+    card.append(el("pre", { class: "answer", "data-testid": "eval-answer" }, answer));
     const ul = el("ul", { class: "evaluators" });
     for (const r of checks) {
       const score = typeof r.score === "number" ? r.score.toFixed(2) : String(r.score);
       const line = `${r.passed ? "pass" : "FAIL"}  ${r.evaluatorName}  ${score}`;
-      ul.append(el("li", { class: r.passed ? "pass" : "fail", "data-testid": "evaluator" }, line, r.details ? `  ${r.details}` : ""));
+      const details = r.details ? `  ${r.details}` : "";
+      const kind = r.passed ? "pass" : "fail";
+      ul.append(el("li", { class: kind, "data-testid": "evaluator" }, line, details));
     }
     card.append(ul);
     list.append(card);
@@ -506,7 +491,9 @@ $("prompt-form").addEventListener("submit", (event) => {
   event.preventDefault();
   runPrompt();
 });
-$("prompt-eval").addEventListener("click", evalPrompt);
+$("prompt-eval").addEventListener("click", () => {
+  callPrompt("eval", {}, "Running the test cases of", renderReport);
+});
 
 // ------------------------------------------------------------------ tabs, start
 
