@@ -29,6 +29,9 @@ DEV = [
     "pandas>=2",  # the DataFrame batches of the engine tests
     "openai>=1.40",  # the server's /v1 is tested with the official client
     "schemathesis>=4",  # fuzzes the server's OpenAPI schema
+    # drives a headless Chromium through the playground page (Debian's chromium, or
+    # Playwright's own where `python -m playwright install chromium` can download it)
+    "playwright>=1.40",
     "pytest>=8",
     "pytest-asyncio>=0.23",
     "pytest-timeout>=2.3",
@@ -52,6 +55,7 @@ setup(
             "_data/*.json",
             "_data/prompts/*.prompt.yml",
             "_data/judges/*.prompt.yml",
+            "_data/playground/*",
         ]
     },
     # platformdirs: cache=True's folder; PyYAML: prompt files (read as YAML 1.2, see

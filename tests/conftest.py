@@ -17,6 +17,15 @@ from sigla.testing import FakeGitHubModels
 TOKEN = "ghp_TESTtoken0123456789secret"  # looks like a PAT so leak checks are meaningful
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test (``item.rep_setup``, ``rep_call``...), so a
+    fixture's teardown can tell whether the test failed (the playground's screenshots)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No GITHUB_*/SIGLA_*/provider variable, and no `gh` CLI, leaks in from the machine."""
