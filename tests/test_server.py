@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -628,3 +629,20 @@ def test_v1_accepts_an_assistant_turn_as_the_openai_client_returns_it(
         )
         assert refused.status_code == 400, extra
         assert refused.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_an_unreachable_upstream_is_502(fake: FakeGitHubModels) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens once closed
+    with TestClient(create_app(config(fake, client_options={"endpoint": closed}))) as client:
+        response = client.post("/llm", json={"prompt": "hi"})
+    assert response.status_code == 502
+    assert response.json()["error"]["type"] == "upstream_unreachable"
+
+
+def test_a_filtered_prompt_is_400(client: TestClient, fake: FakeGitHubModels) -> None:
+    fake.fail("prompt_filter")
+    response = client.post("/llm", json={"prompt": "hi"})
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "content_filtered"

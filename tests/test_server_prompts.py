@@ -70,6 +70,7 @@ def test_the_list_names_each_file_and_an_invalid_ones_error(client: TestClient) 
     assert listed["greeting"]["description"] == "Greets someone about a topic"
     assert listed["greeting"]["error"] is None
     assert "messages" in listed["broken"]["error"]
+    assert listed["broken"]["error"].startswith("broken.prompt.yml:")  # not where it is
 
 
 def test_a_file_shows_its_messages_variables_and_tests(client: TestClient) -> None:
@@ -107,6 +108,7 @@ def test_a_missing_variable_is_422_naming_it_and_sends_nothing(
     response = client.post("/prompts/greeting/run", json={"variables": {"name": "Ada"}})
     assert response.status_code == 422
     assert "{{topic}}" in response.json()["error"]["message"]
+    assert response.json()["error"]["message"].startswith("greeting.prompt.yml:")
     assert chat_requests(fake) == []
 
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from ..errors import PromptFileError
 from ._prompts import PromptLibrary
 from ._streams import unless_caller_leaves
 from ._wire import PromptEval, PromptRun, usage_json
@@ -62,13 +63,16 @@ def add_playground(app: FastAPI, api: APIRouter, server: Any) -> None:
         file = await anyio.to_thread.run_sync(library.load, prompt_id)
         model = served_or_default(body.model, file.model)
         client = await server.client(request, model, None)
-        call = file.request(
-            body.variables,
-            llm=client,
-            model=model,
-            temperature=body.temperature,
-            max_tokens=body.max_tokens,
-        )
+        try:
+            call = file.request(
+                body.variables,
+                llm=client,
+                model=model,
+                temperature=body.temperature,
+                max_tokens=body.max_tokens,
+            )
+        except PromptFileError as error:
+            raise library.render_error(error, prompt_id) from None
         server.check_size(sum(len(m["content"]) for m in call["messages"]))
         try:
             completion = await unless_caller_leaves(

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..errors import LLMError, PromptFileError
+from ..errors import LLMError, MissingVariablesError, PromptFileError
 from ..prompts import _PLACEHOLDER, PromptFile, load_prompt
 
 __all__ = ["PromptLibrary", "PromptNotFound"]
@@ -73,7 +73,7 @@ class PromptLibrary:
             try:
                 parsed: PromptFile | PromptFileError = load_prompt(path)
             except PromptFileError as error:
-                parsed = error
+                parsed = _named(error, path)
             with self._lock:
                 self._parsed[path] = (mtime, parsed)
         else:
@@ -81,6 +81,10 @@ class PromptLibrary:
         if isinstance(parsed, PromptFileError):
             raise parsed
         return parsed
+
+    def render_error(self, error: PromptFileError, ident: str) -> PromptFileError:
+        """``error`` (of rendering ``ident``) naming the file, not where it is on disk."""
+        return _named(error, self.path_of(ident))
 
     def summaries(self) -> list[dict[str, Any]]:
         """Id, name, description and model of each file; an invalid one with its error."""
@@ -141,3 +145,17 @@ class PromptLibrary:
             "testData": len(prompt.test_data),
             "evaluators": [e.name for e in prompt.evaluators],
         }
+
+
+def _named(error: PromptFileError, path: Path) -> PromptFileError:
+    """The error with the file's name for its path: callers see which file, never where
+    the server keeps it."""
+    where: dict[str, Any] = {
+        "path": path.name,
+        "line": error.line,
+        "column": error.column,
+        "field": error.field,
+    }
+    if isinstance(error, MissingVariablesError):
+        return MissingVariablesError(error.problem, missing=error.missing, **where)
+    return PromptFileError(error.problem, **where)
