@@ -501,3 +501,115 @@ def test_at_phone_width_one_column_and_no_horizontal_scroll(
     page.locator("#prompt-eval").click()
     expect(page.locator("[data-testid=eval-case]")).to_have_count(2)
     assert page.evaluate(no_scroll), page.evaluate("document.documentElement.scrollWidth")
+
+    # A retired service's long error, and a prompt file with a long unbroken name.
+    (prompts_dir / "long.prompt.yml").write_text(
+        f"name: {'N' * 300}\ndescription: {'d' * 300}\nmessages:\n  - role: user\n"
+        "    content: hi\n",
+        encoding="utf-8",
+    )
+    page.reload()
+    page.locator("#tab-prompts").click()
+    page.locator("[data-testid=prompt-item][data-id=long]").get_by_role("button").click()
+    expect(page.locator("#prompt-title")).to_contain_text("NNNN")
+    assert page.evaluate(no_scroll), page.evaluate("document.documentElement.scrollWidth")
+    page.locator("#tab-chat").click()
+    fake.retire("410")
+    send(page, "Still there?")
+    expect(answer(page)).to_have_attribute("data-state", "error")
+    assert page.evaluate(no_scroll), page.evaluate("document.documentElement.scrollWidth")
+
+
+# ---------------------------------------------------------------- review follow-ups
+
+
+def test_markup_in_an_error_or_an_evaluation_is_shown_as_text(
+    app_url: str, fake: FakeGitHubModels, open_page: Callable[..., Page], prompts_dir: Path
+) -> None:
+    markup = '<img src=x onerror="window.pwned = 5">'
+    (prompts_dir / "fruit.prompt.yml").write_text(FRUIT, encoding="utf-8")
+    page = loaded(open_page(app_url))
+    fake.fail("stream_error_event", after=1, message=markup)
+    send(page, "Go.")
+    expect(answer(page).locator("[data-testid=bubble-error]")).to_contain_text(markup)
+
+    fake.reply(markup)
+    fake.reply(markup)
+    page.locator("#tab-prompts").click()
+    page.get_by_role("button", name="Fruit echo").click()
+    page.locator("#prompt-eval").click()
+    answers = page.locator("[data-testid=eval-answer]")
+    expect(answers).to_have_count(2)
+    expect(answers.first).to_have_text(markup)
+    assert page.locator("main img, main script").count() == 0
+    assert page.evaluate("window.pwned") is None
+
+
+@pytest.mark.parametrize("ending", ["\r", "\r\n"])
+def test_a_stream_with_other_line_endings_completes(
+    app_url: str, open_page: Callable[..., Page], ending: str
+) -> None:
+    page = loaded(open_page(app_url))
+    events = [
+        'data: {"delta": "Caf\u00e9 "}',
+        'data: {"delta": "\u00fcber \U0001f600"}',
+        "event: done",
+        'data: {"usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}, '
+        '"finish_reason": "stop", "model": "m"}',
+    ]
+    body = (
+        ending.join(events[:1])
+        + ending * 2
+        + events[1]
+        + ending * 2
+        + ending.join(events[2:])
+        + ending * 2
+    )
+    page.route(
+        "**/llm/stream",
+        lambda route: route.fulfill(
+            status=200, headers={"Content-Type": "text/event-stream"}, body=body.encode()
+        ),
+    )
+    send(page, "Hi.")
+    expect(answer(page)).to_have_attribute("data-state", "done")
+    expect(answer(page).locator("[data-testid=bubble-text]")).to_have_text(
+        "Caf\u00e9 \u00fcber \U0001f600"
+    )
+
+
+def test_failed_and_stopped_turns_stay_out_of_the_history(
+    app_url: str, fake: FakeGitHubModels, open_page: Callable[..., Page]
+) -> None:
+    page = loaded(open_page(app_url))
+    send(page, "First.")
+    expect(answer(page)).to_have_attribute("data-state", "done")
+    fake.fail("stream_error_event", after=1)
+    send(page, "Broken.")
+    expect(answer(page)).to_have_attribute("data-state", "error")
+    expect(page.locator("#message")).to_have_value("Broken.")  # back in the box
+    fake.chunk_delay = 0.5
+    fake.reply("slow one two three four five six", chunks=["slow ", "one ", "two ", "three"])
+    send(page, "Slow.")
+    expect(answer(page)).to_have_attribute("data-state", "streaming")
+    page.locator("#stop").click()
+    expect(answer(page)).to_have_attribute("data-state", "stopped")
+    fake.chunk_delay = 0.0
+    send(page, "Last.")
+    expect(answer(page)).to_have_attribute("data-state", "done")
+    sent = chat_requests(fake)[-1].body["messages"]
+    assert [(m["role"], m["content"]) for m in sent if m["role"] != "system"] == [
+        ("user", "First."),
+        ("assistant", "Echo: First."),
+        ("user", "Last."),
+    ]
+
+
+def test_the_prompt_files_load_even_when_the_models_do_not(
+    app_url: str, fake: FakeGitHubModels, open_page: Callable[..., Page], prompts_dir: Path
+) -> None:
+    (prompts_dir / "fruit.prompt.yml").write_text(FRUIT, encoding="utf-8")
+    fake.retire("410")  # GET /models asks the retired catalog: 502
+    page = open_page(app_url)
+    page.locator("#tab-prompts").click()
+    expect(page.get_by_role("button", name="Fruit echo")).to_be_visible()

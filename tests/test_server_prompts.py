@@ -180,3 +180,20 @@ def test_a_model_the_server_does_not_serve_is_replaced_by_its_default(
         asked = client.post("/prompts/other/run", json={**body, "model": "openai/gpt-5"})
         assert asked.status_code == 404
     assert [r.body["model"] for r in chat_requests(fake)] == [MODEL]
+
+
+def test_the_page_and_its_assets_are_open_revalidated_and_unframeable(
+    fake: FakeGitHubModels, prompts_dir: Path
+) -> None:
+    keys = ApiKeys(("k-0123456789abcdef",))
+    app = create_app(config(fake, prompts_dir=str(prompts_dir), api_keys=keys))
+    with TestClient(app) as client:
+        for route in ("/", "/static/app.js", "/static/style.css"):
+            response = client.get(route)
+            assert response.status_code == 200, route  # no key needed
+            assert response.headers["cache-control"] == "no-cache"
+            assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert TOKEN not in response.text
+        assert "<script src=\"/static/app.js\"" in client.get("/").text
+        assert client.get("/static/../server/_app.py").status_code == 404

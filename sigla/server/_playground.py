@@ -114,6 +114,25 @@ def add_playground(app: FastAPI, api: APIRouter, server: Any) -> None:
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
     async def playground() -> HTMLResponse:
-        return HTMLResponse(index, headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(index, headers=_PAGE_HEADERS)
 
-    app.mount("/static", StaticFiles(packages=[("sigla", "/".join(_PAGE))]), name="static")
+    app.mount("/static", _Assets(packages=[("sigla", "/".join(_PAGE))]), name="static")
+
+
+# The page loads only its own files; nobody may frame it (the key form); everything is
+# revalidated, so a sigla upgrade never pairs a new page with an old cached script.
+_PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class _Assets(StaticFiles):
+    """The page's files, with the page's headers."""
+
+    async def get_response(self, path: str, scope: Any) -> Any:
+        response = await super().get_response(path, scope)
+        response.headers.update(_PAGE_HEADERS)
+        return response

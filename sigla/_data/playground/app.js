@@ -114,9 +114,10 @@ async function api(path, { method = "GET", body, signal } = {}) {
     response.headers.get("Retry-After"),
   );
   if (response.status === 401) {
-    const had = apiKey();
-    sessionStorage.removeItem(KEY_STORAGE);
-    askForKey(had ? "The server refused that key: enter it again." : "This server needs a key.");
+    // Several calls may be refused at once: each speaks of the key it sent, and only the
+    // key that was refused is forgotten (not one entered meanwhile).
+    if (apiKey() === key) sessionStorage.removeItem(KEY_STORAGE);
+    askForKey(key ? "The server refused that key: enter it again." : "This server needs a key.");
   }
   throw failure;
 }
@@ -154,13 +155,10 @@ async function postJson(path, body) {
 
 async function loadAll() {
   setStatus("Loading…");
-  try {
-    await loadModels();
-    await loadPrompts();
-    setStatus("");
-  } catch (err) {
-    setStatus(errorText(err));
-  }
+  // Independent: the prompt files are local to the server, the models need the service.
+  const results = await Promise.allSettled([loadModels(), loadPrompts()]);
+  const failed = results.filter((r) => r.status === "rejected").map((r) => errorText(r.reason));
+  setStatus(failed.join(" "));
 }
 
 /** Fill the model selects from GET /models; temperature and max tokens default to its. */
@@ -168,10 +166,12 @@ async function loadModels() {
   const models = await (await api("/models")).json();
   state.models = models;
   const chat = $("model");
+  const served = models.served || [];
+  const chosen = served.includes(chat.value) ? chat.value : models.default; // kept on reload
   chat.replaceChildren();
-  for (const id of models.served || []) {
+  for (const id of served) {
     const option = el("option", { value: id }, id);
-    option.selected = id === models.default;
+    option.selected = id === chosen;
     chat.append(option);
   }
   const defaults = models.defaults || {};
@@ -230,6 +230,10 @@ function sseParser(onEvent) {
     else if (field === "data") data.push(value);
   }
   return {
+    /** The stream ended: a \r left waiting for a possible \n was a line end after all. */
+    end() {
+      if (buffer.endsWith("\r")) this.feed("\n");
+    },
     feed(chunk) {
       buffer += chunk;
       let end;
@@ -248,6 +252,7 @@ async function sendChat() {
   const prompt = $("message").value;
   if (!prompt.trim() || state.controller) return;
   $("message").value = "";
+  $("message").focus(); // Send is disabled while the answer streams: keep the keyboard here
   addBubble("user", prompt);
   const view = addBubble("assistant", "Waiting for the answer…");
   // data-state (pending, streaming, done, error, stopped, cut) is for CSS and the tests.
@@ -284,8 +289,14 @@ async function sendChat() {
       const { value, done } = await reader.read();
       if (done) break;
       parser.feed(decoder.decode(value, { stream: true }));
+      if (ended) {
+        // The answer is complete: a Stop pressed before the connection closes keeps it.
+        reader.cancel().catch(() => {});
+        break;
+      }
     }
     parser.feed(decoder.decode()); // an event left unfinished at the end is dropped (SSE)
+    parser.end();
     if (ended === "done") {
       if (!answer) view.body.textContent = "(the model answered nothing)";
       view.bubble.dataset.state = "done";
@@ -295,6 +306,7 @@ async function sendChat() {
       failBubble(view, answer, `${why} Send again.`);
       view.bubble.dataset.state = "cut";
     }
+    if (ended !== "done" && !$("message").value) $("message").value = prompt; // to send again
   } catch (err) {
     if (err.name === "AbortError") {
       if (!answer) view.body.textContent = "(stopped before any text)";
@@ -388,7 +400,9 @@ async function openPrompt(id) {
   for (const hide of ["prompt-error", "prompt-result", "eval-result"]) $(hide).hidden = true;
   try {
     const file = await (await api(`/prompts/${encodeURIComponent(id)}`)).json();
-    state.prompt = file;
+    state.prompt = file; // a run of the previous file still going shows nothing here
+    $("prompt-progress").textContent = "";
+    $("prompt-run").disabled = false;
     $("prompt-title").textContent = file.name || file.id;
     $("prompt-description").textContent = file.description || "";
     const cases = `${file.testData} test case${file.testData === 1 ? "" : "s"}`;
@@ -425,19 +439,22 @@ async function callPrompt(action, body, doing, show) {
   $("prompt-run").disabled = $("prompt-eval").disabled = true;
   $("prompt-progress").textContent = `${doing} ${file.name || file.id}…`;
   try {
-    show(await postJson(`/prompts/${encodeURIComponent(file.id)}/${action}`, body));
+    const result = await postJson(`/prompts/${encodeURIComponent(file.id)}/${action}`, body);
+    if (state.prompt === file) show(result); // another file opened meanwhile: not its result
   } catch (err) {
-    showPromptError(err);
+    if (state.prompt === file) showPromptError(err);
   } finally {
-    $("prompt-progress").textContent = "";
-    $("prompt-run").disabled = false;
-    $("prompt-eval").disabled = !file.testData;
+    if (state.prompt === file) {
+      $("prompt-progress").textContent = "";
+      $("prompt-run").disabled = false;
+      $("prompt-eval").disabled = !file.testData;
+    }
   }
 }
 
 /** Run the opened file with the fields' values; show what was sent and the answer. */
 function runPrompt() {
-  const variables = {};
+  const variables = Object.create(null); // a {{__proto__}} variable is a key like any other
   // An empty field is left out: the server then names the variable that has no value.
   for (const input of $("prompt-vars").querySelectorAll("textarea")) {
     if (input.value !== "") variables[input.dataset.var] = input.value;
