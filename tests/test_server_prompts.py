@@ -188,7 +188,7 @@ def test_the_page_and_its_assets_are_open_revalidated_and_unframeable(
     keys = ApiKeys(("k-0123456789abcdef",))
     app = create_app(config(fake, prompts_dir=str(prompts_dir), api_keys=keys))
     with TestClient(app) as client:
-        for route in ("/", "/static/app.js", "/static/style.css"):
+        for route in ("/", "/static/app.js", "/static/prompts.js", "/static/style.css"):
             response = client.get(route)
             assert response.status_code == 200, route  # no key needed
             assert response.headers["cache-control"] == "no-cache"
