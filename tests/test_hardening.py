@@ -7,6 +7,7 @@ timing; timeouts are sub-second and waits between retries go to the fake clock.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -146,8 +147,24 @@ def test_timeout_bounds_a_whole_answer_against_a_drip(server, client, mode):
     assert len(server.requests) == 1  # a read timeout is not retried by default
 
 
+def test_timeout_bounds_a_whole_answer_from_the_request_not_from_its_headers(server, client, mode):
+    client().chat("warm up")  # imports the SDK once: not part of the timing below
+    message = {"role": "assistant", "content": "late"}
+    answer = {"id": "c", "object": "chat.completion", "created": 1, "model": "m"}
+    answer["choices"] = [{"index": 0, "message": message, "finish_reason": "stop"}]
+    body = hostile.json.dumps(answer).encode()
+    # headers after 0.6 s, then the body over ~0.7 s: done 0.3 s after the 1 s timeout
+    server.script(hostile.drip(body, interval=0.7 / len(body), head_after=0.6))
+    with pytest.raises(APITimeoutError):
+        run_chat(client(timeout=1.0), mode, "hi")
+    assert len(server.requests) == 2
+
+
 def test_timeout_bounds_dripped_headers_too(server, client, mode):
-    server.script(hostile.drip(b"{}", interval=0.02, headers_too=True))
+    # ~3.5 s of headers, a byte every 50 ms: only the attempt's deadline, not the read
+    # timeout, can stop them before they end
+    client().chat("warm up")  # imports the SDK once: not part of the time below
+    server.script(hostile.drip(b"{}", interval=0.05, headers_too=True))
     started = time.monotonic()
     with pytest.raises(APITimeoutError):
         run_chat(client(timeout=0.5), mode, "hi")
@@ -163,6 +180,24 @@ def test_a_dripped_stream_times_out_per_event(server, client, mode):
     pieces, error = run_stream(client(timeout=0.5), mode, "hi")
     assert isinstance(error, APITimeoutError) and pieces == []
     assert time.monotonic() - started < 2.5
+
+
+def test_a_streams_first_event_has_a_whole_timeout_after_late_headers(server, client, mode):
+    """The wait for the first event starts when the headers are in, not with the request."""
+    client().chat("warm up")  # imports the SDK once: not part of the timing below
+    late = [hostile.chunk("late", finish_reason="stop")]
+    server.script(hostile.sse(late, head_after=0.6, first_after=0.7))  # 1.3 s in all
+    pieces, error = run_stream(client(timeout=1.0), mode, "hi")
+    assert error is None and pieces == ["late"]
+
+
+def test_total_timeout_bounds_a_streams_first_event_after_late_headers(server, client, mode):
+    client().chat("warm up")
+    late = [hostile.chunk("late", finish_reason="stop")]
+    server.script(hostile.sse(late, head_after=0.8, first_after=0.6))  # 1.4 s in all
+    pieces, error = run_stream(client(timeout=10, total_timeout=1.0), mode, "hi")
+    assert isinstance(error, LLMError) and pieces == [], "read past total_timeout"
+    assert len(server.requests) == 2
 
 
 def test_a_slow_but_steady_stream_is_not_cut_by_the_timeout(make_llm, mode):
@@ -242,8 +277,9 @@ def test_a_relative_redirect_is_refused_too(server, client):
 
 def test_a_redirect_without_a_location_is_refused_too(server, client, mode):
     server.script(hostile.redirect(302, ""))
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError) as caught:
         run_chat(client(), mode, "hi")
+    assert str(caught.value).count(server.url) == 1, "the endpoint is not named as the target"
     assert len(server.requests) == 1
 
 
@@ -251,6 +287,57 @@ def test_a_large_answer_read_in_many_pieces_arrives_whole(make_llm, fake, mode):
     text = "word " * 100_000  # 500 KB: many reads off the socket, joined as they came
     fake.reply(text)
     assert run_chat(make_llm(), mode, "hi") == text
+
+
+# ---------------------------------------------------------------- connections
+
+
+def test_more_than_ten_calls_to_one_endpoint_go_out_at_once(server, client, mode):
+    """httpcore's own pool would hold the 11th concurrent call back until one ended."""
+    server.script(*hostile.gathered(12))  # answered only once all 12 are in
+    llm = client(max_retries=0)
+    if mode == "sync":
+        answers: list[object] = []
+
+        def call(i: int) -> None:
+            try:
+                answers.append(llm.chat(f"q{i}"))
+            except LLMError as error:
+                answers.append(error)
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    else:
+
+        async def together() -> list[object]:
+            calls = (llm.achat(f"q{i}") for i in range(12))
+            return list(await asyncio.gather(*calls, return_exceptions=True))
+
+        answers = asyncio.run(together())
+    assert sorted(map(str, answers)) == sorted(f"Echo: q{i}" for i in range(12))
+
+
+def test_clients_of_one_endpoint_share_a_connection_per_event_loop(server, client, mode):
+    clients = [client(), client(), client()]
+    if mode == "sync":
+        assert [c.chat(f"q{i}") for i, c in enumerate(clients)] == [
+            "Echo: q0",
+            "Echo: q1",
+            "Echo: q2",
+        ]
+        assert server.accepted == 1
+        return
+
+    async def one_after_another() -> None:
+        for i, llm in enumerate(clients):
+            assert await llm.achat(f"q{i}") == f"Echo: q{i}"
+
+    asyncio.run(one_after_another())
+    assert server.accepted == 1
+    assert server.wait_connections(0), "closed with its event loop"
 
 
 # ---------------------------------------------------------------- odd streams
@@ -261,6 +348,15 @@ def test_an_empty_200_to_a_stream_request_is_a_typed_error(server, client, mode)
     _pieces, error = run_stream(client(), mode, "hi")
     assert isinstance(error, InvalidResponseError)
     assert "event stream" in str(error)
+    assert len(server.requests) == 1
+
+
+def test_a_whole_answer_to_a_stream_request_is_refused_quoting_its_start(server, client, mode):
+    said = "x" + "é" * 300  # two bytes each: the 200th byte is half of the 100th "é"
+    server.script(hostile.error(200, said))
+    _pieces, error = run_stream(client(), mode, "hi")
+    assert isinstance(error, InvalidResponseError)
+    assert "x" + "é" * 99 in str(error) and "é" * 100 not in str(error), "its first 200 bytes"
     assert len(server.requests) == 1
 
 
