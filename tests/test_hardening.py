@@ -348,6 +348,7 @@ def test_an_empty_200_to_a_stream_request_is_a_typed_error(server, client, mode)
     _pieces, error = run_stream(client(), mode, "hi")
     assert isinstance(error, InvalidResponseError)
     assert "event stream" in str(error)
+    assert "''" not in str(error) and str(error).endswith("."), "nothing quoted, nothing added"
     assert len(server.requests) == 1
 
 
