@@ -342,6 +342,22 @@ def completion(
     return _json(f"completion {text!r}", 200, {**obj, **extra})
 
 
+def compressed(text: str, encoding: str = "gzip", status: int = 200) -> Response:
+    """A chat completion of ``text`` (or, for a ``status`` from 400, an error saying it) sent
+    with ``Content-Encoding: encoding``: gzip and deflate (zlib-wrapped) are compressed so;
+    any other name goes out uncompressed, as a proxy using an encoding the client never
+    asked for would label it."""
+    message = {"role": "assistant", "content": text}
+    choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+    obj: dict[str, Any] = {**_BASE, "object": "chat.completion", "choices": [choice]}
+    data = json.dumps({"error": {"message": text}} if status >= 400 else obj).encode()
+    if encoding in ("gzip", "deflate"):
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+        data = packer.compress(data) + packer.flush()
+    fields = {"Content-Type": "application/json", "Content-Encoding": encoding}
+    return _send(f"{encoding} {status}", _head(status, fields, len(data)), lambda: [data])
+
+
 def sse(
     chunks: Sequence[Event],
     done: bool = True,

@@ -18,6 +18,7 @@ import pytest
 from conftest import TOKEN, FakeClock, run_chat, run_complete, run_stream
 
 from sigla.llm import (
+    APIStatusError,
     APITimeoutError,
     ConfigurationError,
     ContentFilteredError,
@@ -114,12 +115,57 @@ def test_an_endless_stream_line_is_refused(server, client, mode):
     assert not server.sent[0].complete and server.sent[0].bytes_sent < 8 * MiB
 
 
-def test_a_huge_error_body_gives_a_short_message_and_is_not_downloaded(server, client, mode):
-    server.script(hostile.error(500, size=100 * MiB))
+def test_an_answer_of_exactly_max_response_bytes_is_taken_and_one_more_byte_refused(
+    server, client, mode
+):
+    size = 64 * 1024
+    server.script(hostile.huge_line(size, stream=False), hostile.huge_line(size + 1, stream=False))
+    llm = client(max_response_bytes=size, max_retries=0)
+    assert set(run_chat(llm, mode, "hi")) == {"a"}
+    with pytest.raises(InvalidResponseError, match="max_response_bytes"):
+        run_chat(llm, mode, "hi")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_answer_is_decoded_once(server, client, mode, encoding):
+    server.script(hostile.compressed("squeezed " * 1000, encoding))
+    assert run_chat(client(), mode, "hi") == "squeezed " * 1000
+
+
+def test_a_compressed_error_answer_keeps_its_class_and_its_words(server, client, mode):
+    server.script(hostile.compressed("the backend fell over", "gzip", status=500))
     with pytest.raises(ServerError) as caught:
         run_chat(client(max_retries=0), mode, "hi")
+    assert "the backend fell over" in str(caught.value)
+
+
+def test_an_encoding_sigla_did_not_ask_for_is_refused_naming_the_endpoint(server, client, mode):
+    server.script(hostile.compressed("hi", "br"))
+    with pytest.raises(InvalidResponseError) as caught:
+        run_chat(client(), mode, "hi")
+    assert f"{server.url}/v1/chat/completions" in str(caught.value) and "br" in str(caught.value)
+    assert server.requests[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+def test_a_huge_whole_answer_to_a_stream_request_is_refused_without_downloading_it(
+    server, client, mode
+):
+    server.script(hostile.huge_line(100 * MiB, stream=False))  # JSON, not an event stream
+    _pieces, error = run_stream(client(), mode, "hi")
+    assert isinstance(error, InvalidResponseError) and "max_response_bytes" not in str(error)
+    assert server.sent[0].bytes_sent < 8 * MiB and not server.sent[0].complete
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(("status", "expected"), [(400, APIStatusError), (500, ServerError)])
+def test_a_huge_error_body_gives_a_short_message_and_is_not_downloaded(
+    server, client, mode, status, expected
+):
+    server.script(hostile.error(status, size=100 * MiB))
+    with pytest.raises(expected) as caught:
+        run_chat(client(max_retries=0), mode, "hi")
     error = caught.value
-    assert len(str(error)) < 600
+    assert len(str(error)) < 600 and not isinstance(error, InvalidResponseError)
     assert error.body is not None and len(error.body) <= 64 * 1024
     assert server.sent[0].bytes_sent < 8 * MiB and not server.sent[0].complete
 
@@ -275,6 +321,14 @@ def test_a_relative_redirect_is_refused_too(server, client):
     assert [r.path for r in server.requests] == ["/v1/chat/completions"]
 
 
+@pytest.mark.parametrize("status", [300, 308])
+def test_every_3xx_is_a_redirect_refused(server, client, status):
+    server.script(hostile.redirect(status, "http://127.0.0.2:1/v1/chat/completions"))
+    with pytest.raises(ConfigurationError, match=r"127\.0\.0\.2"):
+        client().chat("hi")
+    assert len(server.requests) == 1
+
+
 def test_a_redirect_without_a_location_is_refused_too(server, client, mode):
     server.script(hostile.redirect(302, ""))
     with pytest.raises(ConfigurationError) as caught:
@@ -358,6 +412,7 @@ def test_a_whole_answer_to_a_stream_request_is_refused_quoting_its_start(server,
     _pieces, error = run_stream(client(), mode, "hi")
     assert isinstance(error, InvalidResponseError)
     assert "x" + "é" * 99 in str(error) and "é" * 100 not in str(error), "its first 200 bytes"
+    assert f"{server.url}/v1/chat/completions" in str(error) and "application/json" in str(error)
     assert len(server.requests) == 1
 
 
