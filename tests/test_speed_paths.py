@@ -336,7 +336,10 @@ def test_every_client_shares_one_ssl_context(fake):
         assert (await client.get(catalog)).status_code == 200
         return context(client)
 
-    sync = [_transport.sync_client(Wire()), _transport.sync_client(Wire(max_response_bytes=1 << 20))]
+    sync = [
+        _transport.sync_client(Wire()),
+        _transport.sync_client(Wire(max_response_bytes=1 << 20)),
+    ]
     assert sync[1].get(catalog).status_code == 200
     found = [context(c) for c in sync] + [asyncio.run(in_a_loop(Wire())) for _ in "ab"]
     found.append(context(_transport.idle_async_client()))
