@@ -103,6 +103,13 @@ _INF = "float() reads 'inf' in any case"
 _SET_BY_LIMITER_FOR = (
     "limiter_for sets explicit on every Limiter it registers, and only limiter_for reads it"
 )
+_NO_3XX_REACHES_HTTPX = "_Plan refuses every 3xx itself, so httpx never has a redirect to follow"
+_WHERE_UNSHOWN = (
+    "a body's where only words its ReadTimeout, which the error boundary replaces, unchained"
+)
+_NO_EXTENSIONS_READ = (
+    "neither sigla nor the SDK reads a whole answer's extensions (http_version, reason_phrase)"
+)
 EQUIVALENT: dict[str, tuple[str, str]] = {
     "sigla._retry.x_describe_wait__mutmut_1": (
         "if seconds <= 10:",
@@ -178,6 +185,36 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     ),
     "sigla._config.x_resolve_settings__mutmut_46": ('or "XXgithubXX"', _NEVER_EMPTY),
     "sigla._config.x_resolve_settings__mutmut_47": ('or "GITHUB"', _NEVER_EMPTY),
+    "sigla._transport.x_async_client__mutmut_6": ("follow_redirects=None)", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.x_async_client__mutmut_8": ("_ssl()), )", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.x_async_client__mutmut_13": ("follow_redirects=True)", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.x_sync_client__mutmut_6": ("follow_redirects=None)", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.x_sync_client__mutmut_8": ("_ssl()), )", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.x_sync_client__mutmut_13": ("follow_redirects=True)", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.xǁ_Transportǁhandle_request__mutmut_39": (
+        "plan.inflater, deadline, None)",
+        _WHERE_UNSHOWN,
+    ),
+    "sigla._transport.xǁ_AsyncTransportǁhandle_async_request__mutmut_39": (
+        "plan.inflater, deadline, None)",
+        _WHERE_UNSHOWN,
+    ),
+    "sigla._transport.xǁ_Transportǁhandle_request__mutmut_56": (
+        "response.status, None)",
+        _NO_EXTENSIONS_READ,
+    ),
+    "sigla._transport.xǁ_AsyncTransportǁhandle_async_request__mutmut_56": (
+        "response.status, None)",
+        _NO_EXTENSIONS_READ,
+    ),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_11": (
+        'decode("UTF-8", "replace")',
+        "codec names are looked up case-insensitively",
+    ),
+    "sigla._transport.xǁ_Planǁ__init____mutmut_72": (
+        "+self.refuse = None",
+        "refuse is only tested for truth (and added to only when true): None acts as ''",
+    ),
     "sigla._core.x__rewrite_in_place__mutmut_26": ("if at <= 0:", _AFTER_THE_BRACE),
     "sigla._core.x__rewrite_in_place__mutmut_27": ("if at < 1:", _AFTER_THE_BRACE),
     "sigla._core.x__rewrite_in_place__mutmut_39": (
