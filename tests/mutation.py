@@ -103,6 +103,7 @@ _INF = "float() reads 'inf' in any case"
 _SET_BY_LIMITER_FOR = (
     "limiter_for sets explicit on every Limiter it registers, and only limiter_for reads it"
 )
+_ANY_CASE = "codec names are looked up case-insensitively"
 _NO_3XX_REACHES_HTTPX = "_Plan refuses every 3xx itself, so httpx never has a redirect to follow"
 _WHERE_UNSHOWN = (
     "a body's where only words its ReadTimeout, which the error boundary replaces, unchained"
@@ -207,10 +208,8 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "response.status, None)",
         _NO_EXTENSIONS_READ,
     ),
-    "sigla._transport.xǁ_Planǁanswer__mutmut_11": (
-        'decode("UTF-8", "replace")',
-        "codec names are looked up case-insensitively",
-    ),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_11": ('decode("UTF-8", "replace")', _ANY_CASE),
+    "sigla._transport.x__header__mutmut_5": ('decode("LATIN-1")', _ANY_CASE),
     "sigla._transport.xǁ_Planǁ__init____mutmut_72": (
         "+self.refuse = None",
         "refuse is only tested for truth (and added to only when true): None acts as ''",
