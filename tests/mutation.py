@@ -104,6 +104,9 @@ _SET_BY_LIMITER_FOR = (
     "limiter_for sets explicit on every Limiter it registers, and only limiter_for reads it"
 )
 _ANY_CASE = "codec names are looked up case-insensitively"
+_HEADER_CASE = "httpx looks header names up case-insensitively (and HTTP reads them so)"
+_SDK_SENDS_A_UA = "the SDK always sends a User-Agent: the fallback for a missing one is never read"
+_ALWAYS_A_TIMEOUT = "sigla gives every request a timeout (httpx a 5 s default): read is never unset"
 _NO_3XX_REACHES_HTTPX = "_Plan refuses every 3xx itself, so httpx never has a redirect to follow"
 _WHERE_UNSHOWN = (
     "a body's where only words its ReadTimeout, which the error boundary replaces, unchained"
@@ -192,6 +195,23 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "sigla._transport.x_sync_client__mutmut_6": ("follow_redirects=None)", _NO_3XX_REACHES_HTTPX),
     "sigla._transport.x_sync_client__mutmut_8": ("_ssl()), )", _NO_3XX_REACHES_HTTPX),
     "sigla._transport.x_sync_client__mutmut_13": ("follow_redirects=True)", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.x_prepare__mutmut_4": ('+headers["USER-AGENT"]', _HEADER_CASE),
+    "sigla._transport.x_prepare__mutmut_10": ("headers.get('USER-AGENT', '')", _HEADER_CASE),
+    "sigla._transport.x_prepare__mutmut_30": ('+headers["AUTHORIZATION"]', _HEADER_CASE),
+    "sigla._transport.x_prepare__mutmut_42": ('headers.pop("CONTENT-LENGTH", None)', _HEADER_CASE),
+    "sigla._transport.x_prepare__mutmut_6": ("headers.get('user-agent', None)", _SDK_SENDS_A_UA),
+    "sigla._transport.x_prepare__mutmut_8": ("headers.get('user-agent', )", _SDK_SENDS_A_UA),
+    "sigla._transport.x_prepare__mutmut_11": ("headers.get('user-agent', 'XXXX')", _SDK_SENDS_A_UA),
+    "sigla._transport.x_prepare__mutmut_40": (
+        'headers.pop("content-length", )',
+        "a chat POST always has a Content-Length (httpx sets one for a body): pop never misses",
+    ),
+    "sigla._transport.x__is_chat__mutmut_1": (
+        'request.method == "POST" or',
+        "sigla POSTs only chat completions and GETs only model lists: `or` picks the same ones",
+    ),
+    "sigla._transport.x__attempt_timeout__mutmut_11": ("(read) or True", _ALWAYS_A_TIMEOUT),
+    "sigla._transport.x__attempt_timeout__mutmut_13": ("else 601.0", _ALWAYS_A_TIMEOUT),
     "sigla._transport.xǁ_Transportǁhandle_request__mutmut_39": (
         "plan.inflater, deadline, None)",
         _WHERE_UNSHOWN,

@@ -7,6 +7,7 @@ timing; timeouts are sub-second and waits between retries go to the fake clock.
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 import time
 import tracemalloc
@@ -17,6 +18,8 @@ import hostile
 import pytest
 from conftest import TOKEN, FakeClock, run_chat, run_complete, run_stream
 
+import sigla
+from sigla._core import Wire
 from sigla.llm import (
     APIStatusError,
     APITimeoutError,
@@ -393,6 +396,29 @@ def test_clients_of_one_endpoint_share_a_connection_per_event_loop(server, clien
     asyncio.run(one_after_another())
     assert server.accepted == 1
     assert server.wait_connections(0), "closed with its event loop"
+
+
+def test_the_request_on_the_wire_carries_sigla_and_the_endpoints_credentials(server, client):
+    port = server.url.rsplit(":", 1)[1]
+    llm = client(endpoint=f"http://us%40r:p%3Ass@127.0.0.1:{port}/v1?key=k1")
+    assert llm.chat("hi") == "Echo: hi"
+    request = server.requests[0]
+    assert request.path == "/v1/chat/completions?key=k1"
+    assert request.headers["authorization"] == "Basic " + base64.b64encode(b"us@r:p:ss").decode()
+    ours, _, the_sdks = request.headers["user-agent"].partition(" ")
+    assert ours == f"sigla/{sigla.__version__}" and the_sdks.startswith("mistral")
+    assert request.headers["accept-encoding"] == "gzip, deflate"
+    assert int(request.headers["content-length"]) == len(request.body)
+
+
+def test_mistralai_1x_azure_route_is_sent_as_foundrys(server):
+    """mistralai 1.x's Azure client posts {endpoint}/v1/chat/completions: Foundry has no /v1."""
+    from sigla._transport import sync_client
+
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    response = sync_client(Wire()).post(f"{server.url}/models/v1/chat/completions", json=chat)
+    assert response.status_code == 200
+    assert [r.path for r in server.requests] == ["/models/chat/completions"]
 
 
 # ---------------------------------------------------------------- odd streams
