@@ -105,6 +105,7 @@ _SET_BY_LIMITER_FOR = (
 )
 _ANY_CASE = "codec names are looked up case-insensitively"
 _HEADER_CASE = "httpx looks header names up case-insensitively (and HTTP reads them so)"
+_SDK_ACCEPTS = "the SDK sends an Accept header with every request: the fallback is never read"
 _SDK_SENDS_A_UA = "the SDK always sends a User-Agent: the fallback for a missing one is never read"
 _ALWAYS_A_TIMEOUT = "sigla gives every request a timeout (httpx a 5 s default): read is never unset"
 _NO_3XX_REACHES_HTTPX = "_Plan refuses every 3xx itself, so httpx never has a redirect to follow"
@@ -206,6 +207,10 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         'headers.pop("content-length", )',
         "a chat POST always has a Content-Length (httpx sets one for a body): pop never misses",
     ),
+    "sigla._transport.xǁ_Planǁ__init____mutmut_46": ('headers.get("accept", None)', _SDK_ACCEPTS),
+    "sigla._transport.xǁ_Planǁ__init____mutmut_48": ('headers.get("accept", )', _SDK_ACCEPTS),
+    "sigla._transport.xǁ_Planǁ__init____mutmut_50": ('headers.get("ACCEPT", "")', _HEADER_CASE),
+    "sigla._transport.xǁ_Planǁ__init____mutmut_51": ('headers.get("accept", "XXXX")', _SDK_ACCEPTS),
     "sigla._transport.x__is_chat__mutmut_1": (
         'request.method == "POST" or',
         "sigla POSTs only chat completions and GETs only model lists: `or` picks the same ones",

@@ -330,6 +330,7 @@ def test_every_3xx_is_a_redirect_refused(server, client, status):
     with pytest.raises(ConfigurationError) as caught:
         client().chat("hi")
     assert "https://127.0.0.2/v1/chat/completions" in str(caught.value), "no port: none shown"
+    assert str(status) in str(caught.value)
     assert len(server.requests) == 1
 
 
