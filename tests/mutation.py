@@ -79,6 +79,15 @@ EXTRA_TESTS: dict[str, list[str]] = {
     "_cache_sqlite": ["tests/test_cache.py", "tests/test_batch.py"],
 }
 
+# Modules whose mutants mutmut must run in workers forked from a clean fork server instead
+# of from its main process (mutmut's process_isolation). That process has run the whole
+# suite to record which tests reach which function, and a worker forked from it inherits
+# what the suite left behind: _transport's process-wide sync clients (one per Wire), its SSL
+# context and its idle async client were all built there by the unmutated code, so mutants
+# of _Transport.__init__, sync_client, _ssl and idle_async_client were never run and
+# "survived" though the tests kill each of them. Slower: each worker imports the SDK again.
+CLEAN_WORKERS = {"_transport"}
+
 # Tests left out of every run: they send SIGINT to a real child process that imports the
 # mutated copy, and under mutmut's trampolines the child can outlive the test's timeout even
 # with no mutant active, which stops the run in its clean pass. Add more with --deselect.
@@ -104,6 +113,7 @@ _SET_BY_LIMITER_FOR = (
     "limiter_for sets explicit on every Limiter it registers, and only limiter_for reads it"
 )
 _ANY_CASE = "codec names are looked up case-insensitively"
+_HTTPX_SETS_REQUEST = "httpx's client sets response.request itself once the transport returns"
 _HEADER_CASE = "httpx looks header names up case-insensitively (and HTTP reads them so)"
 _SDK_ACCEPTS = "the SDK sends an Accept header with every request: the fallback is never read"
 _SDK_SENDS_A_UA = "the SDK always sends a User-Agent: the fallback for a missing one is never read"
@@ -196,6 +206,18 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "sigla._transport.x_sync_client__mutmut_6": ("follow_redirects=None)", _NO_3XX_REACHES_HTTPX),
     "sigla._transport.x_sync_client__mutmut_8": ("_ssl()), )", _NO_3XX_REACHES_HTTPX),
     "sigla._transport.x_sync_client__mutmut_13": ("follow_redirects=True)", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_21": (
+        "if status == 200 or _is_chat(request):",
+        "an error answer has no choices: nothing to fill in, and the claim refuses it",
+    ),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_39": ('(b"CONTENT-TYPE", CLAIMED_TYPE', _HEADER_CASE),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_43": ("request=None,", _HTTPX_SETS_REQUEST),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_48": (
+        "content=content, extensions=",
+        _HTTPX_SETS_REQUEST,
+    ),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_44": ("extensions=None", _NO_EXTENSIONS_READ),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_49": ("request=request, )", _NO_EXTENSIONS_READ),
     "sigla._transport.x_prepare__mutmut_4": ('+headers["USER-AGENT"]', _HEADER_CASE),
     "sigla._transport.x_prepare__mutmut_10": ("headers.get('USER-AGENT', '')", _HEADER_CASE),
     "sigla._transport.x_prepare__mutmut_30": ('+headers["AUTHORIZATION"]', _HEADER_CASE),
@@ -371,6 +393,8 @@ def prepare(workdir: Path, name: str, tests: list[str]) -> None:
         pytest_add_cli_args_test_selection=tests,
         use_git_change_detection=False,  # every run starts from scratch
     )
+    if name in CLEAN_WORKERS:
+        mutmut["process_isolation"] = "forkserver"
     lines = []
     for table, values in (
         ("pytest.ini_options", project["pytest"]["ini_options"]),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import threading
 import time
 import tracemalloc
@@ -431,6 +432,7 @@ def test_an_empty_200_to_a_stream_request_is_a_typed_error(server, client, mode)
     assert isinstance(error, InvalidResponseError)
     assert "event stream" in str(error)
     assert "''" not in str(error) and str(error).endswith("."), "nothing quoted, nothing added"
+    assert re.search(r"\bno Content-Type\b", str(error)), "it says what came: nothing labelled"
     assert len(server.requests) == 1
 
 
