@@ -395,9 +395,12 @@ def test_model_and_token_may_be_left_out_when_not_needed():
 
 
 def test_the_retirement_is_mentioned_only_for_github_models_itself():
+    from sigla._config import PROVIDERS, RETIRED_SWITCH
+
     with pytest.raises(MissingTokenError) as caught:
         _settings(token=None)
     assert "retired" in str(caught.value)
+    assert str(caught.value) == f"{PROVIDERS['github'].credential_hint} {RETIRED_SWITCH}"
     with pytest.raises(MissingTokenError) as caught:
         _settings(token=None, endpoint="http://127.0.0.1:9/inference")
     assert "retired" not in str(caught.value)
@@ -482,3 +485,22 @@ def test_every_successor_switch_is_offered_in_one_sentence():
     said = successor_switches()
     assert all(f"`{line}`" in said and where in said for where, line in C.SUCCESSOR_SWITCHES)
     assert said.split("; ") == [f"{where}: `{line}`" for where, line in C.SUCCESSOR_SWITCHES]
+
+
+def test_what_a_refusal_names_it_names_in_full():
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(provider="nope")
+    assert "azure, github, mistral, openai" in str(caught.value), "the choices, as a list"
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(provider="azure")
+    assert "SIGLA_LLM_ENDPOINT or AZURE_ENDPOINT" in str(caught.value), "both variables"
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(model="gpt 4o")
+    assert "gpt 4o" in str(caught.value), "the model id refused"
+
+
+def test_where_the_org_came_from_is_recorded():
+    assert _settings(org="acme").sources["org"] == "argument"
+    from_env = _settings(env={"GITHUB_MODELS_ORG": "acme"})
+    assert from_env.sources["org"] == "environment variable GITHUB_MODELS_ORG"
+    assert "org" not in _settings().sources
