@@ -194,6 +194,10 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     ),
     "sigla._config.x_normalise_endpoint__mutmut_39": ("query=None", _UNSPLIT_NONE),
     "sigla._config.x_normalise_endpoint__mutmut_40": ("fragment=None", _UNSPLIT_NONE),
+    "sigla._config.x_resolve_settings__mutmut_232": (
+        '+value = ""',
+        "an unparsable number is refused by isinstance(value, float), '' as much as None",
+    ),
     "sigla._config.x_resolve_settings__mutmut_45": (
         '"SIGLA_LLM_PROVIDER",), "GITHUB")',
         "the provider name is lower-cased right after, so the default may be in any case",

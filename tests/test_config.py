@@ -420,6 +420,9 @@ def test_numbers_come_from_arguments_the_environment_or_defaults():
     with pytest.raises(ConfigurationError, match="SIGLA_LLM_TIMEOUT"):
         _settings(env={"SIGLA_LLM_TIMEOUT": "86400.5"})
     assert _settings(env={"SIGLA_LLM_TIMEOUT": "  "}).sources["timeout"] == "default"
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(env={"SIGLA_LLM_TIMEOUT": "9" * 100})
+    assert "9" * 40 in str(caught.value) and "9" * 41 not in str(caught.value), "quoted, cut"
 
 
 def test_the_azure_api_version_and_the_limits_say_where_they_came_from():
