@@ -500,6 +500,9 @@ def test_what_a_refusal_names_it_names_in_full():
     with pytest.raises(ConfigurationError) as caught:
         _settings(model="gpt 4o")
     assert "gpt 4o" in str(caught.value), "the model id refused"
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(max_retry_wait=-7.5)
+    assert "-7.5" in str(caught.value), "the value refused"
 
 
 def test_where_the_org_came_from_is_recorded():
