@@ -503,6 +503,18 @@ def test_what_a_refusal_names_it_names_in_full():
     with pytest.raises(ConfigurationError) as caught:
         _settings(max_retry_wait=-7.5)
     assert "-7.5" in str(caught.value), "the value refused"
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(max_response_bytes=1023)
+    assert "1023" in str(caught.value), "the value refused"
+
+
+def test_github_models_gets_its_tiers_limits_by_default_and_other_endpoints_none():
+    from sigla._limits import GITHUB_TIERS, RateLimits
+
+    settings = _settings()  # GitHub Models, Codestral: the 'low' tier
+    assert settings.limits == GITHUB_TIERS["low"] and settings.limits != RateLimits()
+    assert settings.sources["limits"] == "default: GitHub's 'low' tier"
+    assert _settings(endpoint="http://127.0.0.1:9/inference").limits == RateLimits()
 
 
 def test_where_the_org_came_from_is_recorded():
