@@ -187,6 +187,7 @@ class HostileServer:
         self.requests: list[Request] = []  # every request received, in order
         self.sent: list[Sent] = []  # what each response sent, in request order
         self._sockets: set[socket.socket] = set()
+        self.accepted = 0  # client connections accepted, closed since or not
         self._stopping = threading.Event()
         self._server: _Server | None = None
 
@@ -236,6 +237,7 @@ class HostileServer:
         with self._lock:
             if opened:
                 self._sockets.add(sock)
+                self.accepted += 1
             else:
                 self._sockets.discard(sock)
             self._lock.notify_all()
@@ -340,11 +342,47 @@ def completion(
     return _json(f"completion {text!r}", 200, {**obj, **extra})
 
 
-def sse(chunks: Sequence[Event], done: bool = True) -> Response:
+def compressed(text: str, encoding: str = "gzip", status: int = 200) -> Response:
+    """A chat completion of ``text`` (or, for a ``status`` from 400, an error saying it) sent
+    with ``Content-Encoding: encoding``: gzip and deflate (zlib-wrapped) are compressed so;
+    any other name goes out uncompressed, as a proxy using an encoding the client never
+    asked for would label it."""
+    message = {"role": "assistant", "content": text}
+    choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+    obj: dict[str, Any] = {**_BASE, "object": "chat.completion", "choices": [choice]}
+    data = json.dumps({"error": {"message": text}} if status >= 400 else obj).encode()
+    if encoding in ("gzip", "deflate"):
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+        data = packer.compress(data) + packer.flush()
+    fields = {"Content-Type": "application/json", "Content-Encoding": encoding}
+    return _send(f"{encoding} {status}", _head(status, fields, len(data)), lambda: [data])
+
+
+def sse(
+    chunks: Sequence[Event],
+    done: bool = True,
+    *,
+    head_after: float = 0.0,
+    first_after: float = 0.0,
+) -> Response:
     """An SSE stream, chunked as real servers send it: dicts become ``data: {json}`` events,
-    strings and bytes go out verbatim; ``done`` ends it with ``data: [DONE]``."""
+    strings and bytes go out verbatim; ``done`` ends it with ``data: [DONE]``. A busy
+    server: ``head_after`` seconds pass before the headers, ``first_after`` more between
+    them and the first event (both cut short when the client hangs up)."""
     events = [_event(c) for c in chunks] + ([b"data: [DONE]\n\n"] if done else [])
-    return _send(f"sse of {len(events)} events", _SSE_HEAD, lambda: events, chunked=True)
+    label = f"sse of {len(events)} events"
+    if not head_after and not first_after:
+        return _send(label, _SSE_HEAD, lambda: events, chunked=True)
+
+    def write(wire: Wire, request: Request) -> None:
+        wire.pause(head_after)
+        wire.write(_SSE_HEAD)
+        wire.pause(first_after)
+        for event in events:
+            wire.chunk(event)
+        wire.write(b"0\r\n\r\n")
+
+    return Response(f"{label}, headers after {head_after} s, then {first_after} s", write)
 
 
 def empty(status: int = 200, content_type: str = "application/json") -> Response:
@@ -420,14 +458,17 @@ def drip(
     headers_too: bool = False,
     *,
     content_type: str = "application/json",
+    head_after: float = 0.0,
 ) -> Response:
     """A slowloris upstream: status line and headers at once (or dripped too, with
     ``headers_too``), then the body one byte every ``interval`` seconds, stopping as soon as
-    the client hangs up. Every byte resets a read timeout; only a total deadline ends it."""
+    the client hangs up. Every byte resets a read timeout; only a total deadline ends it.
+    ``head_after`` seconds pass before anything is sent."""
     data = body.encode() if isinstance(body, str) else body
     head = _head(200, {"Content-Type": content_type}, len(data))
 
     def write(wire: Wire, request: Request) -> None:
+        wire.pause(head_after)
         if not headers_too:
             wire.write(head)
         payload = head + data if headers_too else data
@@ -437,6 +478,22 @@ def drip(
             wire.write(payload[i : i + 1])
 
     return Response(f"drip every {interval}s", write)
+
+
+def gathered(count: int, timeout: float = 2.0) -> list[Response]:
+    """``count`` echoing chat completions, each held until all ``count`` requests are in
+    (a barrier): they can all be answered only if the client sends them at once. A request
+    still alone after ``timeout`` seconds gets a 504 instead."""
+    barrier = threading.Barrier(count)
+
+    def write(wire: Wire, request: Request) -> None:
+        try:
+            barrier.wait(timeout)
+        except threading.BrokenBarrierError:
+            return error(504, {"error": {"message": "not all together"}}).write(wire, request)
+        return _default(request).write(wire, request)
+
+    return [Response(f"gathered {i + 1} of {count}", write) for i in range(count)]
 
 
 def redirect(status: int = 307, location: str = "/redirected/v1/chat/completions") -> Response:

@@ -79,6 +79,15 @@ EXTRA_TESTS: dict[str, list[str]] = {
     "_cache_sqlite": ["tests/test_cache.py", "tests/test_batch.py"],
 }
 
+# Modules whose mutants mutmut must run in workers forked from a clean fork server instead
+# of from its main process (mutmut's process_isolation). That process has run the whole
+# suite to record which tests reach which function, and a worker forked from it inherits
+# what the suite left behind: _transport's process-wide sync clients (one per Wire), its SSL
+# context and its idle async client were all built there by the unmutated code, so mutants
+# of _Transport.__init__, sync_client, _ssl and idle_async_client were never run and
+# "survived" though the tests kill each of them. Slower: each worker imports the SDK again.
+CLEAN_WORKERS = {"_transport"}
+
 # Tests left out of every run: they send SIGINT to a real child process that imports the
 # mutated copy, and under mutmut's trampolines the child can outlive the test's timeout even
 # with no mutant active, which stops the run in its clean pass. Add more with --deselect.
@@ -102,6 +111,19 @@ _FIRST_WINDOW = "the initial window name is read only when 0 s > max_wait, and m
 _INF = "float() reads 'inf' in any case"
 _SET_BY_LIMITER_FOR = (
     "limiter_for sets explicit on every Limiter it registers, and only limiter_for reads it"
+)
+_ANY_CASE = "codec names are looked up case-insensitively"
+_HTTPX_SETS_REQUEST = "httpx's client sets response.request itself once the transport returns"
+_HEADER_CASE = "httpx looks header names up case-insensitively (and HTTP reads them so)"
+_SDK_ACCEPTS = "the SDK sends an Accept header with every request: the fallback is never read"
+_SDK_SENDS_A_UA = "the SDK always sends a User-Agent: the fallback for a missing one is never read"
+_ALWAYS_A_TIMEOUT = "sigla gives every request a timeout (httpx a 5 s default): read is never unset"
+_NO_3XX_REACHES_HTTPX = "_Plan refuses every 3xx itself, so httpx never has a redirect to follow"
+_WHERE_UNSHOWN = (
+    "a body's where only words its ReadTimeout, which the error boundary replaces, unchained"
+)
+_NO_EXTENSIONS_READ = (
+    "neither sigla nor the SDK reads a whole answer's extensions (http_version, reason_phrase)"
 )
 EQUIVALENT: dict[str, tuple[str, str]] = {
     "sigla._retry.x_describe_wait__mutmut_1": (
@@ -172,12 +194,77 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     ),
     "sigla._config.x_normalise_endpoint__mutmut_39": ("query=None", _UNSPLIT_NONE),
     "sigla._config.x_normalise_endpoint__mutmut_40": ("fragment=None", _UNSPLIT_NONE),
+    "sigla._config.x_resolve_settings__mutmut_232": (
+        '+value = ""',
+        "an unparsable number is refused by isinstance(value, float), '' as much as None",
+    ),
     "sigla._config.x_resolve_settings__mutmut_45": (
         '"SIGLA_LLM_PROVIDER",), "GITHUB")',
         "the provider name is lower-cased right after, so the default may be in any case",
     ),
     "sigla._config.x_resolve_settings__mutmut_46": ('or "XXgithubXX"', _NEVER_EMPTY),
     "sigla._config.x_resolve_settings__mutmut_47": ('or "GITHUB"', _NEVER_EMPTY),
+    "sigla._transport.x_async_client__mutmut_6": ("follow_redirects=None)", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.x_async_client__mutmut_8": ("_ssl()), )", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.x_async_client__mutmut_13": ("follow_redirects=True)", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.x_sync_client__mutmut_6": ("follow_redirects=None)", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.x_sync_client__mutmut_8": ("_ssl()), )", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.x_sync_client__mutmut_13": ("follow_redirects=True)", _NO_3XX_REACHES_HTTPX),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_21": (
+        "if status == 200 or _is_chat(request):",
+        "an error answer has no choices: nothing to fill in, and the claim refuses it",
+    ),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_39": ('(b"CONTENT-TYPE", CLAIMED_TYPE', _HEADER_CASE),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_43": ("request=None,", _HTTPX_SETS_REQUEST),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_48": (
+        "content=content, extensions=",
+        _HTTPX_SETS_REQUEST,
+    ),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_44": ("extensions=None", _NO_EXTENSIONS_READ),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_49": ("request=request, )", _NO_EXTENSIONS_READ),
+    "sigla._transport.x_prepare__mutmut_4": ('+headers["USER-AGENT"]', _HEADER_CASE),
+    "sigla._transport.x_prepare__mutmut_10": ("headers.get('USER-AGENT', '')", _HEADER_CASE),
+    "sigla._transport.x_prepare__mutmut_30": ('+headers["AUTHORIZATION"]', _HEADER_CASE),
+    "sigla._transport.x_prepare__mutmut_42": ('headers.pop("CONTENT-LENGTH", None)', _HEADER_CASE),
+    "sigla._transport.x_prepare__mutmut_6": ("headers.get('user-agent', None)", _SDK_SENDS_A_UA),
+    "sigla._transport.x_prepare__mutmut_8": ("headers.get('user-agent', )", _SDK_SENDS_A_UA),
+    "sigla._transport.x_prepare__mutmut_11": ("headers.get('user-agent', 'XXXX')", _SDK_SENDS_A_UA),
+    "sigla._transport.x_prepare__mutmut_40": (
+        'headers.pop("content-length", )',
+        "a chat POST always has a Content-Length (httpx sets one for a body): pop never misses",
+    ),
+    "sigla._transport.xǁ_Planǁ__init____mutmut_46": ('headers.get("accept", None)', _SDK_ACCEPTS),
+    "sigla._transport.xǁ_Planǁ__init____mutmut_48": ('headers.get("accept", )', _SDK_ACCEPTS),
+    "sigla._transport.xǁ_Planǁ__init____mutmut_50": ('headers.get("ACCEPT", "")', _HEADER_CASE),
+    "sigla._transport.xǁ_Planǁ__init____mutmut_51": ('headers.get("accept", "XXXX")', _SDK_ACCEPTS),
+    "sigla._transport.x__is_chat__mutmut_1": (
+        'request.method == "POST" or',
+        "sigla POSTs only chat completions and GETs only model lists: `or` picks the same ones",
+    ),
+    "sigla._transport.x__attempt_timeout__mutmut_11": ("(read) or True", _ALWAYS_A_TIMEOUT),
+    "sigla._transport.x__attempt_timeout__mutmut_13": ("else 601.0", _ALWAYS_A_TIMEOUT),
+    "sigla._transport.xǁ_Transportǁhandle_request__mutmut_39": (
+        "plan.inflater, deadline, None)",
+        _WHERE_UNSHOWN,
+    ),
+    "sigla._transport.xǁ_AsyncTransportǁhandle_async_request__mutmut_39": (
+        "plan.inflater, deadline, None)",
+        _WHERE_UNSHOWN,
+    ),
+    "sigla._transport.xǁ_Transportǁhandle_request__mutmut_56": (
+        "response.status, None)",
+        _NO_EXTENSIONS_READ,
+    ),
+    "sigla._transport.xǁ_AsyncTransportǁhandle_async_request__mutmut_56": (
+        "response.status, None)",
+        _NO_EXTENSIONS_READ,
+    ),
+    "sigla._transport.xǁ_Planǁanswer__mutmut_11": ('decode("UTF-8", "replace")', _ANY_CASE),
+    "sigla._transport.x__header__mutmut_5": ('decode("LATIN-1")', _ANY_CASE),
+    "sigla._transport.xǁ_Planǁ__init____mutmut_72": (
+        "+self.refuse = None",
+        "refuse is only tested for truth (and added to only when true): None acts as ''",
+    ),
     "sigla._core.x__rewrite_in_place__mutmut_26": ("if at <= 0:", _AFTER_THE_BRACE),
     "sigla._core.x__rewrite_in_place__mutmut_27": ("if at < 1:", _AFTER_THE_BRACE),
     "sigla._core.x__rewrite_in_place__mutmut_39": (
@@ -310,6 +397,8 @@ def prepare(workdir: Path, name: str, tests: list[str]) -> None:
         pytest_add_cli_args_test_selection=tests,
         use_git_change_detection=False,  # every run starts from scratch
     )
+    if name in CLEAN_WORKERS:
+        mutmut["process_isolation"] = "forkserver"
     lines = []
     for table, values in (
         ("pytest.ini_options", project["pytest"]["ini_options"]),

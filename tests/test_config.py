@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import pytest
@@ -394,9 +395,12 @@ def test_model_and_token_may_be_left_out_when_not_needed():
 
 
 def test_the_retirement_is_mentioned_only_for_github_models_itself():
+    from sigla._config import PROVIDERS, RETIRED_SWITCH
+
     with pytest.raises(MissingTokenError) as caught:
         _settings(token=None)
     assert "retired" in str(caught.value)
+    assert str(caught.value) == f"{PROVIDERS['github'].credential_hint} {RETIRED_SWITCH}"
     with pytest.raises(MissingTokenError) as caught:
         _settings(token=None, endpoint="http://127.0.0.1:9/inference")
     assert "retired" not in str(caught.value)
@@ -416,6 +420,9 @@ def test_numbers_come_from_arguments_the_environment_or_defaults():
     with pytest.raises(ConfigurationError, match="SIGLA_LLM_TIMEOUT"):
         _settings(env={"SIGLA_LLM_TIMEOUT": "86400.5"})
     assert _settings(env={"SIGLA_LLM_TIMEOUT": "  "}).sources["timeout"] == "default"
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(env={"SIGLA_LLM_TIMEOUT": "9" * 100})
+    assert "9" * 40 in str(caught.value) and "9" * 41 not in str(caught.value), "quoted, cut"
 
 
 def test_the_azure_api_version_and_the_limits_say_where_they_came_from():
@@ -451,6 +458,7 @@ def test_a_refused_endpoint_is_named_masked_and_cut():
     with pytest.raises(ConfigurationError) as caught:
         _settings(endpoint="http://u:hunter2@exa mple.com/x")
     assert "exa mple.com" in str(caught.value) and "hunter2" not in str(caught.value)
+    assert re.search(r"https?://[^\s)]+/inference", str(caught.value)), "an example that works"
     long = "http://h:0/" + "p" * 300
     with pytest.raises(ConfigurationError) as caught:
         _settings(endpoint=long)
@@ -479,4 +487,38 @@ def test_every_successor_switch_is_offered_in_one_sentence():
 
     said = successor_switches()
     assert all(f"`{line}`" in said and where in said for where, line in C.SUCCESSOR_SWITCHES)
-    assert said.count("; ") == len(C.SUCCESSOR_SWITCHES) - 1
+    assert said.split("; ") == [f"{where}: `{line}`" for where, line in C.SUCCESSOR_SWITCHES]
+
+
+def test_what_a_refusal_names_it_names_in_full():
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(provider="nope")
+    assert "azure, github, mistral, openai" in str(caught.value), "the choices, as a list"
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(provider="azure")
+    assert "SIGLA_LLM_ENDPOINT or AZURE_ENDPOINT" in str(caught.value), "both variables"
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(model="gpt 4o")
+    assert "gpt 4o" in str(caught.value), "the model id refused"
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(max_retry_wait=-7.5)
+    assert "-7.5" in str(caught.value), "the value refused"
+    with pytest.raises(ConfigurationError) as caught:
+        _settings(max_response_bytes=1023)
+    assert "1023" in str(caught.value), "the value refused"
+
+
+def test_github_models_gets_its_tiers_limits_by_default_and_other_endpoints_none():
+    from sigla._limits import GITHUB_TIERS, RateLimits
+
+    settings = _settings()  # GitHub Models, Codestral: the 'low' tier
+    assert settings.limits == GITHUB_TIERS["low"] and settings.limits != RateLimits()
+    assert settings.sources["limits"] == "default: GitHub's 'low' tier"
+    assert _settings(endpoint="http://127.0.0.1:9/inference").limits == RateLimits()
+
+
+def test_where_the_org_came_from_is_recorded():
+    assert _settings(org="acme").sources["org"] == "argument"
+    from_env = _settings(env={"GITHUB_MODELS_ORG": "acme"})
+    assert from_env.sources["org"] == "environment variable GITHUB_MODELS_ORG"
+    assert "org" not in _settings().sources

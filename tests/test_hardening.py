@@ -7,6 +7,9 @@ timing; timeouts are sub-second and waits between retries go to the fake clock.
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -16,7 +19,10 @@ import hostile
 import pytest
 from conftest import TOKEN, FakeClock, run_chat, run_complete, run_stream
 
+import sigla
+from sigla._core import Wire
 from sigla.llm import (
+    APIStatusError,
     APITimeoutError,
     ConfigurationError,
     ContentFilteredError,
@@ -113,12 +119,57 @@ def test_an_endless_stream_line_is_refused(server, client, mode):
     assert not server.sent[0].complete and server.sent[0].bytes_sent < 8 * MiB
 
 
-def test_a_huge_error_body_gives_a_short_message_and_is_not_downloaded(server, client, mode):
-    server.script(hostile.error(500, size=100 * MiB))
+def test_an_answer_of_exactly_max_response_bytes_is_taken_and_one_more_byte_refused(
+    server, client, mode
+):
+    size = 64 * 1024
+    server.script(hostile.huge_line(size, stream=False), hostile.huge_line(size + 1, stream=False))
+    llm = client(max_response_bytes=size, max_retries=0)
+    assert set(run_chat(llm, mode, "hi")) == {"a"}
+    with pytest.raises(InvalidResponseError, match="max_response_bytes"):
+        run_chat(llm, mode, "hi")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_answer_is_decoded_once(server, client, mode, encoding):
+    server.script(hostile.compressed("squeezed " * 1000, encoding))
+    assert run_chat(client(), mode, "hi") == "squeezed " * 1000
+
+
+def test_a_compressed_error_answer_keeps_its_class_and_its_words(server, client, mode):
+    server.script(hostile.compressed("the backend fell over", "gzip", status=500))
     with pytest.raises(ServerError) as caught:
         run_chat(client(max_retries=0), mode, "hi")
+    assert "the backend fell over" in str(caught.value)
+
+
+def test_an_encoding_sigla_did_not_ask_for_is_refused_naming_the_endpoint(server, client, mode):
+    server.script(hostile.compressed("hi", "br"))
+    with pytest.raises(InvalidResponseError) as caught:
+        run_chat(client(), mode, "hi")
+    assert f"{server.url}/v1/chat/completions" in str(caught.value) and "br" in str(caught.value)
+    assert server.requests[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+def test_a_huge_whole_answer_to_a_stream_request_is_refused_without_downloading_it(
+    server, client, mode
+):
+    server.script(hostile.huge_line(100 * MiB, stream=False))  # JSON, not an event stream
+    _pieces, error = run_stream(client(), mode, "hi")
+    assert isinstance(error, InvalidResponseError) and "max_response_bytes" not in str(error)
+    assert server.sent[0].bytes_sent < 8 * MiB and not server.sent[0].complete
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(("status", "expected"), [(400, APIStatusError), (500, ServerError)])
+def test_a_huge_error_body_gives_a_short_message_and_is_not_downloaded(
+    server, client, mode, status, expected
+):
+    server.script(hostile.error(status, size=100 * MiB))
+    with pytest.raises(expected) as caught:
+        run_chat(client(max_retries=0), mode, "hi")
     error = caught.value
-    assert len(str(error)) < 600
+    assert len(str(error)) < 600 and not isinstance(error, InvalidResponseError)
     assert error.body is not None and len(error.body) <= 64 * 1024
     assert server.sent[0].bytes_sent < 8 * MiB and not server.sent[0].complete
 
@@ -146,8 +197,24 @@ def test_timeout_bounds_a_whole_answer_against_a_drip(server, client, mode):
     assert len(server.requests) == 1  # a read timeout is not retried by default
 
 
+def test_timeout_bounds_a_whole_answer_from_the_request_not_from_its_headers(server, client, mode):
+    client().chat("warm up")  # imports the SDK once: not part of the timing below
+    message = {"role": "assistant", "content": "late"}
+    answer = {"id": "c", "object": "chat.completion", "created": 1, "model": "m"}
+    answer["choices"] = [{"index": 0, "message": message, "finish_reason": "stop"}]
+    body = hostile.json.dumps(answer).encode()
+    # headers after 0.6 s, then the body over ~0.7 s: done 0.3 s after the 1 s timeout
+    server.script(hostile.drip(body, interval=0.7 / len(body), head_after=0.6))
+    with pytest.raises(APITimeoutError):
+        run_chat(client(timeout=1.0), mode, "hi")
+    assert len(server.requests) == 2
+
+
 def test_timeout_bounds_dripped_headers_too(server, client, mode):
-    server.script(hostile.drip(b"{}", interval=0.02, headers_too=True))
+    # ~3.5 s of headers, a byte every 50 ms: only the attempt's deadline, not the read
+    # timeout, can stop them before they end
+    client().chat("warm up")  # imports the SDK once: not part of the time below
+    server.script(hostile.drip(b"{}", interval=0.05, headers_too=True))
     started = time.monotonic()
     with pytest.raises(APITimeoutError):
         run_chat(client(timeout=0.5), mode, "hi")
@@ -163,6 +230,24 @@ def test_a_dripped_stream_times_out_per_event(server, client, mode):
     pieces, error = run_stream(client(timeout=0.5), mode, "hi")
     assert isinstance(error, APITimeoutError) and pieces == []
     assert time.monotonic() - started < 2.5
+
+
+def test_a_streams_first_event_has_a_whole_timeout_after_late_headers(server, client, mode):
+    """The wait for the first event starts when the headers are in, not with the request."""
+    client().chat("warm up")  # imports the SDK once: not part of the timing below
+    late = [hostile.chunk("late", finish_reason="stop")]
+    server.script(hostile.sse(late, head_after=0.6, first_after=0.7))  # 1.3 s in all
+    pieces, error = run_stream(client(timeout=1.0), mode, "hi")
+    assert error is None and pieces == ["late"]
+
+
+def test_total_timeout_bounds_a_streams_first_event_after_late_headers(server, client, mode):
+    client().chat("warm up")
+    late = [hostile.chunk("late", finish_reason="stop")]
+    server.script(hostile.sse(late, head_after=0.8, first_after=0.6))  # 1.4 s in all
+    pieces, error = run_stream(client(timeout=10, total_timeout=1.0), mode, "hi")
+    assert isinstance(error, LLMError) and pieces == [], "read past total_timeout"
+    assert len(server.requests) == 2
 
 
 def test_a_slow_but_steady_stream_is_not_cut_by_the_timeout(make_llm, mode):
@@ -240,10 +325,21 @@ def test_a_relative_redirect_is_refused_too(server, client):
     assert [r.path for r in server.requests] == ["/v1/chat/completions"]
 
 
+@pytest.mark.parametrize("status", [300, 308])
+def test_every_3xx_is_a_redirect_refused(server, client, status):
+    server.script(hostile.redirect(status, "https://127.0.0.2/v1/chat/completions"))
+    with pytest.raises(ConfigurationError) as caught:
+        client().chat("hi")
+    assert "https://127.0.0.2/v1/chat/completions" in str(caught.value), "no port: none shown"
+    assert str(status) in str(caught.value)
+    assert len(server.requests) == 1
+
+
 def test_a_redirect_without_a_location_is_refused_too(server, client, mode):
     server.script(hostile.redirect(302, ""))
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError) as caught:
         run_chat(client(), mode, "hi")
+    assert str(caught.value).count(server.url) == 1, "the endpoint is not named as the target"
     assert len(server.requests) == 1
 
 
@@ -251,6 +347,80 @@ def test_a_large_answer_read_in_many_pieces_arrives_whole(make_llm, fake, mode):
     text = "word " * 100_000  # 500 KB: many reads off the socket, joined as they came
     fake.reply(text)
     assert run_chat(make_llm(), mode, "hi") == text
+
+
+# ---------------------------------------------------------------- connections
+
+
+def test_more_than_ten_calls_to_one_endpoint_go_out_at_once(server, client, mode):
+    """httpcore's own pool would hold the 11th concurrent call back until one ended."""
+    server.script(*hostile.gathered(12))  # answered only once all 12 are in
+    llm = client(max_retries=0)
+    if mode == "sync":
+        answers: list[object] = []
+
+        def call(i: int) -> None:
+            try:
+                answers.append(llm.chat(f"q{i}"))
+            except LLMError as error:
+                answers.append(error)
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    else:
+
+        async def together() -> list[object]:
+            calls = (llm.achat(f"q{i}") for i in range(12))
+            return list(await asyncio.gather(*calls, return_exceptions=True))
+
+        answers = asyncio.run(together())
+    assert sorted(map(str, answers)) == sorted(f"Echo: q{i}" for i in range(12))
+
+
+def test_clients_of_one_endpoint_share_a_connection_per_event_loop(server, client, mode):
+    clients = [client(), client(), client()]
+    if mode == "sync":
+        assert [c.chat(f"q{i}") for i, c in enumerate(clients)] == [
+            "Echo: q0",
+            "Echo: q1",
+            "Echo: q2",
+        ]
+        assert server.accepted == 1
+        return
+
+    async def one_after_another() -> None:
+        for i, llm in enumerate(clients):
+            assert await llm.achat(f"q{i}") == f"Echo: q{i}"
+
+    asyncio.run(one_after_another())
+    assert server.accepted == 1
+    assert server.wait_connections(0), "closed with its event loop"
+
+
+def test_the_request_on_the_wire_carries_sigla_and_the_endpoints_credentials(server, client):
+    port = server.url.rsplit(":", 1)[1]
+    llm = client(endpoint=f"http://us%40r:p%3Ass@127.0.0.1:{port}/v1?key=k1")
+    assert llm.chat("hi") == "Echo: hi"
+    request = server.requests[0]
+    assert request.path == "/v1/chat/completions?key=k1"
+    assert request.headers["authorization"] == "Basic " + base64.b64encode(b"us@r:p:ss").decode()
+    ours, _, the_sdks = request.headers["user-agent"].partition(" ")
+    assert ours == f"sigla/{sigla.__version__}" and the_sdks.startswith("mistral")
+    assert request.headers["accept-encoding"] == "gzip, deflate"
+    assert int(request.headers["content-length"]) == len(request.body)
+
+
+def test_mistralai_1x_azure_route_is_sent_as_foundrys(server):
+    """mistralai 1.x's Azure client posts {endpoint}/v1/chat/completions: Foundry has no /v1."""
+    from sigla._transport import sync_client
+
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    response = sync_client(Wire()).post(f"{server.url}/models/v1/chat/completions", json=chat)
+    assert response.status_code == 200
+    assert [r.path for r in server.requests] == ["/models/chat/completions"]
 
 
 # ---------------------------------------------------------------- odd streams
@@ -261,6 +431,18 @@ def test_an_empty_200_to_a_stream_request_is_a_typed_error(server, client, mode)
     _pieces, error = run_stream(client(), mode, "hi")
     assert isinstance(error, InvalidResponseError)
     assert "event stream" in str(error)
+    assert "''" not in str(error) and str(error).endswith("."), "nothing quoted, nothing added"
+    assert re.search(r"\bno Content-Type\b", str(error)), "it says what came: nothing labelled"
+    assert len(server.requests) == 1
+
+
+def test_a_whole_answer_to_a_stream_request_is_refused_quoting_its_start(server, client, mode):
+    said = "x" + "é" * 300  # two bytes each: the 200th byte is half of the 100th "é"
+    server.script(hostile.error(200, said))
+    _pieces, error = run_stream(client(), mode, "hi")
+    assert isinstance(error, InvalidResponseError)
+    assert "x" + "é" * 99 in str(error) and "é" * 100 not in str(error), "its first 200 bytes"
+    assert f"{server.url}/v1/chat/completions" in str(error) and "application/json" in str(error)
     assert len(server.requests) == 1
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -131,6 +132,50 @@ def test_open_connections_are_counted(server: HostileServer) -> None:
     second.close()
     assert server.wait_connections(0)
     assert not server.wait_connections(-1, timeout=0.05)
+    assert server.accepted == 2  # closed since, still counted
+
+
+def test_a_stream_or_a_drip_can_keep_its_headers_and_first_event_waiting(
+    server: HostileServer,
+) -> None:
+    server.script(
+        hostile.sse([hostile.chunk("a")], head_after=0.2, first_after=0.2),
+        hostile.drip(b"{}", 0.001, head_after=0.2),
+    )
+    start = time.perf_counter()
+    response, conn = post(server)
+    assert time.perf_counter() - start > 0.15 and response.status == 200
+    body = response.read()
+    assert time.perf_counter() - start > 0.35
+    assert b'"content": "a"' in body and body.endswith(b"data: [DONE]\n\n")
+    start = time.perf_counter()
+    conn.request("POST", CHAT, b"{}")
+    response = conn.getresponse()
+    assert time.perf_counter() - start > 0.15 and response.read() == b"{}"
+    conn.close()
+
+
+def test_gathered_answers_come_only_once_all_their_requests_are_in(
+    server: HostileServer,
+) -> None:
+    server.script(*hostile.gathered(3), *hostile.gathered(2, timeout=0.1))
+    statuses: list[int] = []
+
+    def ask() -> None:
+        response, conn = post(server)
+        statuses.append(response.status)
+        response.read()
+        conn.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert statuses == [200, 200, 200]
+    response, conn = post(server)  # alone: the other of its pair never comes
+    assert response.status == 504
+    conn.close()
 
 
 @pytest.mark.parametrize("stream", [False, True])

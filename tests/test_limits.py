@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 
+import hostile
 import pytest
 from conftest import TOKEN, run_chat, run_stream
 
@@ -326,6 +327,39 @@ def test_an_open_stream_in_the_same_thread_cannot_deadlock_a_call(fake, make_llm
     assert caught.value.client_side
     stream.close()
     assert llm.chat("again") == "Echo: again"
+
+
+@pytest.mark.e2e
+def test_a_stream_the_server_has_ended_frees_its_slot_before_its_last_piece_is_taken(mode):
+    """The slot is held around the exchange on the wire: once the server has ended the
+    stream, a call made while its caller still holds the last piece goes out at once."""
+    last = b"data: " + hostile.json.dumps(hostile.chunk("b", finish_reason="stop")).encode()
+    with hostile.HostileServer() as server:
+        server.script(hostile.sse([hostile.chunk("a "), last], done=False))  # no blank line
+        llm = GitHubLLM(
+            provider="openai",
+            endpoint=f"{server.url}/v1",
+            model="m",
+            token=TOKEN,
+            limits=RateLimits(concurrent_requests=1),
+            max_retry_wait=0.2,
+        )
+        if mode == "sync":
+            stream = llm.stream("hi")
+            assert [next(stream), next(stream)] == ["a ", "b"]  # the last: read at the end
+            assert llm.chat("again") == "Echo: again"
+            stream.close()
+        else:
+
+            async def hold_the_last_piece() -> str:
+                stream = llm.astream("hi")
+                assert [await stream.__anext__(), await stream.__anext__()] == ["a ", "b"]
+                try:
+                    return await llm.achat("again")
+                finally:
+                    await stream.aclose()
+
+            assert asyncio.run(hold_the_last_piece()) == "Echo: again"
 
 
 @pytest.mark.e2e

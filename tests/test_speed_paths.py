@@ -319,6 +319,33 @@ def test_complete_takes_the_answer_sigla_validated_with_the_sdks_own_class(
     assert result.model and result.id
 
 
+def test_every_client_shares_one_ssl_context(fake):
+    """Building an SSL context costs ~35 ms: the sync clients, each event loop's async
+    client and the idle one handed to sync-only SDK objects all use the same one."""
+    import asyncio
+
+    from sigla import _transport
+
+    catalog = fake.url.removesuffix("/inference") + "/catalog/models"
+
+    def context(client: httpx.Client | httpx.AsyncClient) -> Any:
+        return client._transport._pool._ssl_context  # type: ignore[union-attr]
+
+    async def in_a_loop(wire: Wire) -> Any:
+        client = await _transport.async_client(wire)
+        assert (await client.get(catalog)).status_code == 200
+        return context(client)
+
+    sync = [
+        _transport.sync_client(Wire()),
+        _transport.sync_client(Wire(max_response_bytes=1 << 20)),
+    ]
+    assert sync[1].get(catalog).status_code == 200
+    found = [context(c) for c in sync] + [asyncio.run(in_a_loop(Wire())) for _ in "ab"]
+    found.append(context(_transport.idle_async_client()))
+    assert found[0] is not None and all(each is found[0] for each in found)
+
+
 # ---------------------------------------------------------------- open streams
 
 
