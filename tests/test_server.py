@@ -320,12 +320,18 @@ def test_a_stream_failing_midway_ends_with_an_error_event(
     assert all(name != "done" for name, _ in events)
 
 
-def test_a_client_leaving_a_stream_closes_the_upstream_request(fake: FakeGitHubModels) -> None:
+@pytest.mark.parametrize("route", ["/llm/stream", "/v1/chat/completions"])
+def test_a_client_leaving_a_stream_closes_the_upstream_request(
+    fake: FakeGitHubModels, route: str
+) -> None:
     fake.chunk_delay = 0.2
     long_prompt = " ".join(f"word{i}" for i in range(200))  # ~40 s of chunks
+    body: dict[str, Any] = {"prompt": long_prompt}
+    if route.startswith("/v1"):
+        body = {"messages": [{"role": "user", "content": long_prompt}], "stream": True}
     with serving(create_app(config(fake))) as url:
         with httpx.Client(base_url=url, timeout=10) as http:
-            with http.stream("POST", "/llm/stream", json={"prompt": long_prompt}) as response:
+            with http.stream("POST", route, json=body) as response:
                 lines = response.iter_lines()
                 assert next(lines).startswith("data: ")
                 assert fake.in_flight == 1

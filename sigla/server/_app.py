@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -23,7 +23,7 @@ from ..errors import ConfigurationError, LLMError
 from ._asgi import BodyLimit, Metrics, Observed
 from ._config import ApiKeys, ClientPool, ServerConfig
 from ._playground import add_playground
-from ._streams import CallerGone, Primed, openai_events, shielded_close, unless_caller_leaves
+from ._streams import CallerGone, Primed, openai_events, unless_caller_leaves
 from ._wire import (
     ChatCompletionRequest,
     Failure,
@@ -31,7 +31,6 @@ from ._wire import (
     failure_of,
     llm_answer,
     openai_completion,
-    usage_json,
 )
 
 __all__ = ["ApiKeys", "ServerConfig", "create_app"]
@@ -336,28 +335,16 @@ def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> Fa
         """Server-sent events: ``data: {"delta": text}`` per piece, then ``event: done``
         with ``usage``, ``finish_reason`` and ``model``, or ``event: error`` with the
         error JSON (never a silently short stream)."""
-        try:
-            async for piece in primed.pieces():
-                yield ServerSentEvent(data={"delta": piece})
-            done = primed.stream.completion
-            yield ServerSentEvent(
-                event="done",
-                data={
-                    "usage": usage_json(done.usage if done else None),
-                    "finish_reason": (done.finish_reason if done else None) or "stop",
-                    "model": primed.model,
-                },
-            )
-        except Exception as exc:
-            if not isinstance(exc, LLMError):
-                logger.error("unexpected failure in a stream", exc_info=exc)
-            failure = failure_of(exc)
-            yield ServerSentEvent(
-                event="error", data={**failure.sigla_json(), "status": failure.status}
-            )
-        finally:
-            await shielded_close(primed.stream)
-            server.metrics.publish(primed.model, primed.llm.usage)
+        async with aclosing(primed.outcome(server.metrics.publish)) as outcome:
+            async for kind, value in outcome:
+                if kind == "delta":
+                    yield ServerSentEvent(data={"delta": value})
+                elif kind == "done":
+                    yield ServerSentEvent(event="done", data={**value, "model": primed.model})
+                else:
+                    yield ServerSentEvent(
+                        event="error", data={**value.sigla_json(), "status": value.status}
+                    )
 
     @v1.post("/chat/completions", response_model=None)
     async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any:

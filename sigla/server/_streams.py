@@ -7,7 +7,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 import anyio
@@ -84,6 +85,33 @@ class Primed:
         async for piece in self.stream:
             yield piece
 
+    async def outcome(
+        self, publish: Callable[[str, Any], None]
+    ) -> AsyncGenerator[tuple[str, Any], None]:
+        """What both stream routes send, whatever their framing: ``("delta", text)`` per
+        piece, then ``("done", {"usage", "finish_reason"})`` or ``("error", Failure)`` if
+        the upstream fails midway (never a silently short stream). However it ends, the
+        upstream stream is closed and its spending published. Consume it inside
+        ``contextlib.aclosing`` so a caller who leaves closes it at once."""
+        try:
+            async for piece in self.pieces():
+                yield "delta", piece
+            done = self.stream.completion
+            yield (
+                "done",
+                {
+                    "usage": usage_json(done.usage if done else None),
+                    "finish_reason": (done.finish_reason if done else None) or "stop",
+                },
+            )
+        except Exception as exc:
+            if not isinstance(exc, LLMError):
+                logger.error("unexpected failure in a stream", exc_info=exc)
+            yield "error", failure_of(exc)
+        finally:
+            await shielded_close(self.stream)
+            publish(self.model, self.llm.usage)
+
 
 async def openai_events(
     primed: Primed, include_usage: bool, publish: Callable[[str, Any], None]
@@ -96,24 +124,15 @@ async def openai_events(
     def event(chunk: dict[str, Any]) -> str:
         return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
 
-    try:
-        yield event(openai_chunk(ident, created, model, {"role": "assistant", "content": ""}))
-        async for piece in primed.pieces():
-            yield event(openai_chunk(ident, created, model, {"content": piece}))
-        done = primed.stream.completion
-        finish = (done.finish_reason if done else None) or "stop"
-        yield event(openai_chunk(ident, created, model, {}, finish))
-        if include_usage:
-            yield event(
-                openai_chunk(
-                    ident, created, model, None, usage=usage_json(done.usage if done else None)
-                )
-            )
-        yield "data: [DONE]\n\n"
-    except Exception as exc:
-        if not isinstance(exc, LLMError):
-            logger.error("unexpected failure in a stream", exc_info=exc)
-        yield event(failure_of(exc).openai_json())
-    finally:
-        await shielded_close(primed.stream)
-        publish(model, primed.llm.usage)
+    yield event(openai_chunk(ident, created, model, {"role": "assistant", "content": ""}))
+    async with aclosing(primed.outcome(publish)) as outcome:
+        async for kind, value in outcome:
+            if kind == "delta":
+                yield event(openai_chunk(ident, created, model, {"content": value}))
+            elif kind == "done":
+                yield event(openai_chunk(ident, created, model, {}, value["finish_reason"]))
+                if include_usage:
+                    yield event(openai_chunk(ident, created, model, None, usage=value["usage"]))
+                yield "data: [DONE]\n\n"
+            else:
+                yield event(value.openai_json())
