@@ -56,21 +56,22 @@ def _log_config(level: str) -> dict[str, Any]:
 
 
 def _environment(options: Mapping[str, Any]) -> dict[str, str]:
-    """The variables that carry the options to the app (``None``: not given)."""
+    """The variables that carry the options to the app (``None``: not given): the names
+    :meth:`~sigla.server.ServerConfig.from_env` and ``GitHubLLM`` read."""
+    from ._limit_store import LIMITER_ENV
+    from .server import _config as server
+
     names = {
-        "models": "SIGLA_SERVER_MODELS",
-        "max_body_bytes": "SIGLA_SERVER_MAX_BODY_BYTES",
-        "max_prompt_chars": "SIGLA_SERVER_MAX_PROMPT_CHARS",
-        "max_retry_wait": "SIGLA_SERVER_MAX_RETRY_WAIT",
-        "queue_timeout": "SIGLA_SERVER_QUEUE_TIMEOUT",
+        "models": server.MODELS_ENV,
+        **server.NUMBER_ENVS,
         "provider": "SIGLA_LLM_PROVIDER",
         "endpoint": "SIGLA_LLM_ENDPOINT",
-        "limiter": "SIGLA_LIMITER_URL",
-        "prompts": "SIGLA_SERVER_PROMPTS",
+        "limiter": LIMITER_ENV,
+        "prompts": server.PROMPTS_ENV,
     }
     env = {var: str(options[name]) for name, var in names.items() if options.get(name) is not None}
     if options.get("log_prompts"):
-        env["SIGLA_SERVER_LOG_PROMPTS"] = "1"
+        env[server.LOG_PROMPTS_ENV] = "1"
     limits = {
         "requests_per_minute": options.get("rpm"),
         "requests_per_day": options.get("rpd"),
@@ -78,7 +79,7 @@ def _environment(options: Mapping[str, Any]) -> dict[str, str]:
         "concurrent_requests": options.get("concurrency"),
     }
     if any(v is not None for v in limits.values()):
-        env["SIGLA_SERVER_LIMITS"] = ",".join(f"{k}={v}" for k, v in limits.items() if v)
+        env[server.LIMITS_ENV] = ",".join(f"{k}={v}" for k, v in limits.items() if v)
     return env
 
 

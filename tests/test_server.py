@@ -652,3 +652,19 @@ def test_a_filtered_prompt_is_400(client: TestClient, fake: FakeGitHubModels) ->
     response = client.post("/llm", json={"prompt": "hi"})
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "content_filtered"
+
+
+def test_a_declared_length_beyond_the_limit_is_refused_before_the_body_arrives(
+    fake: FakeGitHubModels,
+) -> None:
+    with serving(create_app(config(fake, max_body_bytes=2000))) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{"
+            )  # the rest never comes: only a refusal without reading can answer
+            head = sock.recv(65536).decode("latin-1")
+    assert head.startswith("HTTP/1.1 413")
+    assert '"code":"request_too_large"' in head.replace(" ", "")
+    assert chat_requests(fake) == []

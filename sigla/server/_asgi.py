@@ -166,13 +166,19 @@ class Observed:
             )
 
 
-_TOO_LARGE = "The request body is larger than this server accepts ({limit} bytes)."
+def _too_large(limit: int) -> Exception:
+    from starlette.exceptions import HTTPException
+
+    return HTTPException(
+        413, f"The request body is larger than this server accepts ({limit} bytes)."
+    )
 
 
 class BodyLimit:
     """ASGI middleware: at most ``limit`` bytes of request body. A ``Content-Length`` over
-    it is refused before the app runs; a chunked body is cut as it crosses the limit (an
-    HTTP 413 the app's handlers answer). Memory stays bounded either way."""
+    it is refused before a byte is read; a chunked body is cut as it crosses the limit.
+    Either way the refusal is an HTTP 413 that the app's handlers answer in the route's
+    error shape, and memory stays bounded."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -183,20 +189,17 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if declared is not None and declared > self.limit:
-            await _json_413(send, self.limit, scope)
-            return
         seen = 0
 
         async def counted() -> Message:
             nonlocal seen
+            if declared is not None and declared > self.limit:
+                raise _too_large(self.limit)  # before a byte of it is read
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    from starlette.exceptions import HTTPException
-
-                    raise HTTPException(413, _TOO_LARGE.format(limit=self.limit))
+                    raise _too_large(self.limit)
             return message
 
         await self.app(scope, counted, send)
@@ -210,31 +213,3 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-async def _json_413(send: Send, limit: int, scope: Scope) -> None:
-    import json
-
-    message = _TOO_LARGE.format(limit=limit)
-    if scope.get("path", "").startswith("/v1/"):
-        error: dict[str, Any] = {
-            "message": message,
-            "type": "invalid_request_error",
-            "param": None,
-            "code": "request_too_large",
-        }
-    else:
-        error = {"type": "request_too_large", "message": message}
-    body = json.dumps({"error": error}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from ..errors import PromptFileError
+from ._config import ModelNotServed
 from ._prompts import PromptLibrary
 from ._streams import unless_caller_leaves
 from ._wire import PromptEval, PromptRun, usage_json
@@ -41,8 +42,10 @@ def add_playground(app: FastAPI, api: APIRouter, server: Any) -> None:
         file's when this server serves it, else the server's default."""
         if asked:
             return str(pool.choose(asked))
-        served = {m.lower(): m for m in pool.served}
-        return served.get((files_model or "").lower(), pool.served[0])
+        try:
+            return str(pool.choose(files_model))
+        except ModelNotServed:
+            return str(pool.served[0])
 
     @api.get("/prompts", tags=["prompts"])
     async def prompts() -> dict[str, Any]:
