@@ -1,7 +1,8 @@
 """A real uvicorn serving a sigla app on 127.0.0.1, in a thread of the test process.
 
 Not a test module. ``with serving(app) as url:`` starts it on a free port, waits until it
-accepts connections, and stops it (graceful shutdown, lifespan included) afterwards.
+accepts connections, and stops it (graceful shutdown, lifespan included) afterwards;
+``server_config`` is the settings the server tests put it in front of the double with.
 """
 
 from __future__ import annotations
@@ -13,6 +14,38 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+from conftest import TOKEN
+
+from sigla.llm import RateLimits
+from sigla.server import ServerConfig
+
+
+def no_sleep(seconds: float) -> None:
+    pass
+
+
+async def no_async_sleep(seconds: float) -> None:
+    pass
+
+
+def server_config(
+    endpoint: str,
+    *,
+    models: tuple[str, ...],
+    client_options: dict[str, Any] | None = None,
+    **given: Any,
+) -> ServerConfig:
+    """A server in front of the double at ``endpoint``: the tests' token, no client-side
+    limits and no real waits between retries unless ``client_options`` say otherwise."""
+    options = {
+        "endpoint": endpoint,
+        "token": TOKEN,
+        "limits": RateLimits(),
+        "sleep": no_sleep,
+        "async_sleep": no_async_sleep,
+        **(client_options or {}),
+    }
+    return ServerConfig(models=models, client_options=options, **given)
 
 
 @contextmanager

@@ -19,10 +19,9 @@ from typing import Any
 
 import pytest
 from conftest import TOKEN
-from live_server import serving
+from live_server import server_config, serving
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from sigla.llm import RateLimits
 from sigla.server import ApiKeys, ServerConfig, create_app
 from sigla.testing import FakeGitHubModels
 
@@ -43,25 +42,10 @@ def _chromium() -> str | None:
 CHROMIUM = _chromium()
 
 
-def _no_sleep(seconds: float) -> None:
-    pass
-
-
-async def _no_async_sleep(seconds: float) -> None:
-    pass
-
-
 def config(fake: FakeGitHubModels, **given: Any) -> ServerConfig:
-    """A server in front of ``fake`` with no client-side limits and no real retry waits."""
-    options = {
-        "endpoint": fake.url,
-        "token": TOKEN,
-        "limits": RateLimits(),
-        "sleep": _no_sleep,
-        "async_sleep": _no_async_sleep,
-    }
+    """A server in front of ``fake`` serving MODEL and OTHER."""
     given.setdefault("models", (MODEL, OTHER))
-    return ServerConfig(client_options=options, **given)
+    return server_config(fake.url, **given)
 
 
 def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:

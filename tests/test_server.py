@@ -18,7 +18,7 @@ import httpx
 import pytest
 from conftest import TOKEN
 from fastapi.testclient import TestClient
-from live_server import parse_sse, serving
+from live_server import parse_sse, server_config, serving
 
 from sigla.llm import RateLimits
 from sigla.server import ApiKeys, ServerConfig, create_app
@@ -28,27 +28,10 @@ MODEL = "openai/gpt-4o-mini"
 OTHER = "meta/Llama-3.3-70B-Instruct"
 
 
-def _no_sleep(seconds: float) -> None:
-    pass
-
-
-async def _no_async_sleep(seconds: float) -> None:
-    pass
-
-
 def config(fake: FakeGitHubModels, **given: Any) -> ServerConfig:
-    """A server in front of ``fake``: no client-side limits unless given, no real waits
-    between retries."""
-    options = {
-        "endpoint": fake.url,
-        "token": TOKEN,
-        "limits": RateLimits(),
-        "sleep": _no_sleep,
-        "async_sleep": _no_async_sleep,
-        **given.pop("client_options", {}),
-    }
+    """A server in front of ``fake`` serving MODEL unless ``models`` are given."""
     given.setdefault("models", (MODEL,))
-    return ServerConfig(client_options=options, **given)
+    return server_config(fake.url, **given)
 
 
 @pytest.fixture

@@ -29,10 +29,9 @@ import pytest
 import schemathesis
 from conftest import TOKEN
 from hypothesis import HealthCheck, settings
-from live_server import parse_sse, serving
+from live_server import parse_sse, server_config, serving
 from schemathesis.checks import not_a_server_error
 
-from sigla.llm import RateLimits
 from sigla.server import ApiKeys, ServerConfig, create_app
 from sigla.testing import FakeGitHubModels
 
@@ -41,25 +40,9 @@ KEY = "fuzz-key-0123456789abcdef"
 EXAMPLES = 15  # an operation, a pass; the coverage phase adds its boundary cases
 
 
-def _no_sleep(seconds: float) -> None:
-    pass
-
-
-async def _no_async_sleep(seconds: float) -> None:
-    pass
-
-
 def config(endpoint: str, **given: Any) -> ServerConfig:
-    """A server in front of the double at ``endpoint``: no client-side limits, no real
-    waits between retries."""
-    options = {
-        "endpoint": endpoint,
-        "token": TOKEN,
-        "limits": RateLimits(),
-        "sleep": _no_sleep,
-        "async_sleep": _no_async_sleep,
-    }
-    return ServerConfig(models=(MODEL,), client_options=options, **given)
+    """A server in front of the double at ``endpoint``, serving MODEL."""
+    return server_config(endpoint, models=(MODEL,), **given)
 
 
 # The published schema does not depend on the settings: read it from an app that is never

@@ -18,9 +18,9 @@ from typing import Any
 import openai
 import pytest
 from conftest import TOKEN
-from live_server import serving
+from live_server import no_async_sleep, no_sleep, server_config, serving
 
-from sigla.llm import GitHubLLM, RateLimits
+from sigla.llm import GitHubLLM
 from sigla.server import ApiKeys, ServerConfig, create_app
 from sigla.testing import FakeGitHubModels
 
@@ -31,26 +31,10 @@ HELLO = [{"role": "user", "content": "one two three four five six"}]
 ANSWER = "Echo: one two three four five six"  # the double's echo of HELLO
 
 
-def _no_sleep(seconds: float) -> None:
-    pass
-
-
-async def _no_async_sleep(seconds: float) -> None:
-    pass
-
-
 def config(fake: FakeGitHubModels, **given: Any) -> ServerConfig:
-    """A server in front of ``fake`` (as tests/test_server.py's): no client-side limits,
-    no real waits between the server's own retries."""
-    options = {
-        "endpoint": fake.url,
-        "token": TOKEN,
-        "limits": RateLimits(),
-        "sleep": _no_sleep,
-        "async_sleep": _no_async_sleep,
-    }
+    """A server in front of ``fake`` serving MODEL unless ``models`` are given."""
     given.setdefault("models", (MODEL,))
-    return ServerConfig(client_options=options, **given)
+    return server_config(fake.url, **given)
 
 
 # The HTTP library of the installed openai: httpx2 from openai 3.x on, httpx before.
@@ -349,8 +333,8 @@ def test_siglas_openai_provider_works_against_the_server(
         token=KEY,
         model=MODEL,
         max_retries=0,
-        sleep=_no_sleep,
-        async_sleep=_no_async_sleep,
+        sleep=no_sleep,
+        async_sleep=no_async_sleep,
     )
     assert llm.chat("one two three four five six") == ANSWER
     pieces = list(llm.stream("one two three four five six"))
