@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -95,15 +96,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         failure, field = _validation_failure(exc)
+        if _openai_dialect(request):
+            return _error_response(request, failure, param=field)
         detail = [
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": e.get("type")}
             for e in exc.errors()
         ]
-        response = _error_response(request, failure, param=field)
-        if not _openai_dialect(request):
-            body = {**failure.sigla_json(), "detail": detail}
-            response = JSONResponse(body, failure.status)
-        return response
+        return JSONResponse({**failure.sigla_json(), "detail": detail}, failure.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -201,14 +200,10 @@ def _llm_request(
         return body
     try:
         return LLMRequest(prompt=prompt, temperature=temperature)
-    except Exception as exc:  # pydantic.ValidationError: the same 422 as a body's
-        from pydantic import ValidationError
-
-        if isinstance(exc, ValidationError):
-            raise RequestValidationError(
-                [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_input=False)]
-            ) from None
-        raise
+    except ValidationError as exc:  # the same 422 as a body's
+        raise RequestValidationError(
+            [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_input=False)]
+        ) from None
 
 
 def create_app(config: ServerConfig | None = None, *, factory: Any = None) -> FastAPI:
